@@ -1,0 +1,95 @@
+"""Run the kernel as a process on CPython: connection file, ZMQ transport, parent watch, clean exit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ._kernel import Kernel
+from ._zmq_transport import ZMQTransport
+
+log = logging.getLogger("concurrent_kernel")
+
+
+def new_connection_file(ip: str = "127.0.0.1") -> Path:
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    runtime = Path(jupyter_runtime_dir())
+    runtime.mkdir(parents=True, exist_ok=True)
+    path = runtime / f"kernel-concurrent-{os.getpid()}.json"
+    info = {
+        "ip": ip,
+        "transport": "tcp",
+        "key": secrets.token_hex(16),
+        "signature_scheme": "hmac-sha256",
+        "kernel_name": "concurrent",
+        **{f"{name}_port": 0 for name in ("shell", "iopub", "stdin", "control", "hb")},
+    }
+    _write_private(path, info)
+    return path
+
+
+def _write_private(path: Path, info: dict[str, Any]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(info, f, indent=1)
+    os.chmod(path, 0o600)
+
+
+def _watch_parent() -> None:
+    """Exit when the process that started us (JPY_PARENT_PID) goes away, so no kernel is orphaned."""
+    try:
+        parent = int(os.environ.get("JPY_PARENT_PID", "0"))
+    except ValueError:
+        return
+    if parent <= 0:
+        return
+
+    def poll() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                log.warning("parent process %s is gone; exiting", parent)
+                os._exit(1)
+
+    threading.Thread(target=poll, name="ParentWatch", daemon=True).start()
+
+
+def launch(connection_file: str | None, backend: str, config: Any) -> int:
+    logging.basicConfig(level=logging.WARNING, format="[concurrent-kernel %(levelname)s] %(message)s")
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    created = connection_file is None
+    path = Path(connection_file) if connection_file else new_connection_file()
+    info = json.loads(path.read_text())
+    info.setdefault("ip", "127.0.0.1")
+    transport = ZMQTransport(info)
+    if created or any(not info.get(f"{n}_port") for n in ("shell", "iopub", "stdin", "control", "hb")):
+        _write_private(path, {**info, **transport.connection_info})
+    if created:
+        print(f"concurrent-kernel: connect with  jupyter console --existing {path}", file=sys.__stderr__, flush=True)
+    _watch_parent()
+    kernel = Kernel(transport, backend=backend, config=config)
+
+    def exit_soon() -> None:
+        # A cell that ignores KeyboardInterrupt must not keep a shut-down kernel alive.
+        threading.Timer(3.0, os._exit, (0,)).start()
+
+    kernel.on_stop.append(exit_soon)
+    try:
+        anyio.run(kernel.serve, backend=backend)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        transport.close()
+        if created:
+            path.unlink(missing_ok=True)
+    return 0

@@ -1,0 +1,85 @@
+"""Tasks that cells start and that outlive them: listed and stopped from any cell; output goes to the starter."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ._context import current_execution, current_parent
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
+
+
+@dataclass(eq=False)
+class BackgroundTask:
+    name: str
+    started_by: int | None
+    scope: anyio.CancelScope
+    done: bool = False
+    error: str | None = None
+
+
+class BackgroundTasks:
+    """`get_kernel().background.start(coro_fn, *args, name=...)` runs it on the kernel's loop until stopped."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self._kernel = kernel
+        self._task_group: TaskGroup | None = None
+        self._tasks: dict[str, BackgroundTask] = {}
+        self._ids = itertools.count(1)
+
+    def start(self, task_group: TaskGroup) -> None:
+        self._task_group = task_group
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]] | Awaitable[Any], *args: Any, name: str | None = None) -> str:
+        """Start `fn(*args)` (or an awaitable) in the background; returns its name."""
+        if self._task_group is None:
+            raise RuntimeError("the kernel is not running")
+        base = name or getattr(fn, "__name__", None) or type(fn).__name__
+        task_name = base if base not in self._tasks else f"{base}-{next(self._ids)}"
+        execution = current_execution.get()
+        task = BackgroundTask(task_name, execution.execution_count if execution else None, anyio.CancelScope())
+        self._tasks[task_name] = task
+        parent = current_parent.get()
+
+        async def run() -> None:
+            current_parent.set(parent)
+            current_execution.set(None)
+            try:
+                with task.scope:
+                    await (fn(*args) if callable(fn) else fn)  # type: ignore[misc]
+            except Exception as exc:
+                task.error = f"{type(exc).__name__}: {exc}"
+                print(f"Background task {task_name!r} failed:", file=sys.stderr)
+                traceback.print_exception(exc, file=sys.stderr)
+            finally:
+                task.done = True
+                self._tasks.pop(task_name, None)
+
+        hub = self._kernel.main_hub
+        if self._kernel.running_in_main_thread():
+            self._task_group.start_soon(run, name=task_name)
+        else:  # from a thread-mode cell: start it on the main loop
+            hub.put(lambda: self._task_group.start_soon(run, name=task_name))  # type: ignore[union-attr]
+        return task_name
+
+    def list(self) -> list[BackgroundTask]:
+        return list(self._tasks.values())
+
+    def stop(self, name: str) -> None:
+        task = self._tasks.get(name)
+        if task is None:
+            raise KeyError(f"no background task named {name!r}; running: {', '.join(self._tasks) or 'none'}")
+        call_soon = self._kernel.main_hub.call_soon
+        if call_soon is None or self._kernel.running_in_main_thread():
+            task.scope.cancel()
+        else:
+            call_soon(task.scope.cancel)

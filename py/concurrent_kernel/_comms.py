@@ -1,0 +1,43 @@
+"""Comms through the `comm` package: its CommManager handles comm_* requests; our Comm publishes on iopub."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import comm
+from comm.base_comm import BaseComm, CommManager
+
+from ._protocol import MsgType
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
+
+_kernel: Kernel | None = None
+
+
+class KernelComm(BaseComm):
+    def publish_msg(
+        self,
+        msg_type: str,
+        data: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[Any] | None = None,
+        **keys: Any,
+    ) -> None:
+        if _kernel is None or self.kernel_closed():
+            return
+        content = {"data": data or {}, "comm_id": self.comm_id, **keys}
+        _kernel.publish(MsgType(msg_type), content, metadata=metadata, buffers=buffers)
+
+    def kernel_closed(self) -> bool:
+        return _kernel is None or _kernel.closed
+
+
+def install(kernel: Kernel) -> CommManager:
+    """Point the `comm` package (and so ipywidgets) at this kernel."""
+    global _kernel
+    _kernel = kernel
+    manager = CommManager()
+    comm.create_comm = KernelComm  # type: ignore[assignment]
+    comm.get_comm_manager = lambda: manager  # type: ignore[assignment]
+    return manager

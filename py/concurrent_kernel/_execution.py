@@ -1,0 +1,86 @@
+"""State of one running cell: what to reply, and how to interrupt it wherever it runs."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from ._loops import CallSoon
+from ._protocol import RunMode
+
+
+@dataclass(eq=False)
+class Execution:
+    request: dict[str, Any]
+    execution_count: int
+    run_mode: RunMode
+    thread_id: int
+    call_soon: CallSoon
+    reply_to: Any = None
+    cancel_scope: anyio.CancelScope | None = None
+    error: dict[str, Any] | None = None
+    payloads: list[dict[str, Any]] = field(default_factory=list)
+    in_step: bool = False
+    interrupted: bool = False
+    result: Any = None
+
+    @property
+    def msg_id(self) -> str:
+        return str(self.request.get("header", {}).get("msg_id", ""))
+
+    @property
+    def is_main_thread(self) -> bool:
+        return self.thread_id == threading.main_thread().ident
+
+    def interrupt(self) -> None:
+        """Ask the cell to stop: an awaiting cell is cancelled on its own loop; a busy thread gets KeyboardInterrupt.
+
+        A busy *main-thread* cell is handled by the SIGINT handler, which runs in that thread.
+        """
+        self.interrupted = True
+        if self.in_step and not self.is_main_thread:
+            _raise_in_thread(self.thread_id, KeyboardInterrupt)
+        scope = self.cancel_scope
+        if scope is not None:
+            self.call_soon(scope.cancel)
+
+
+def _raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> None:
+    import ctypes
+
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc_type))
+
+
+class Stepper:
+    """Drive a coroutine step by step, flagging when user code is on the CPU.
+
+    The flag lets an interrupt choose between raising KeyboardInterrupt in busy code and cancelling an await.
+    """
+
+    __slots__ = ("_coro", "_execution")
+
+    def __init__(self, coro: Awaitable[Any], execution: Execution) -> None:
+        self._coro = coro.__await__()
+        self._execution = execution
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        it = self._coro
+        execution = self._execution
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            execution.in_step = True
+            try:
+                yielded = it.send(value) if error is None else it.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                execution.in_step = False
+            try:
+                value, error = (yield yielded), None
+            except BaseException as exc:  # delivered by the loop (cancellation); pass it to the coroutine
+                value, error = None, exc

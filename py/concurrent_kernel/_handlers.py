@@ -1,0 +1,349 @@
+"""One method per request msg_type, named after it. Each returns the reply content (None: no reply)."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from . import __version__
+from ._context import current_execution
+from ._dispatcher import Incoming, Lane
+from ._execution import Execution, Stepper
+from ._loops import current_call_soon_threadsafe
+from ._protocol import (
+    IMPLEMENTATION,
+    LANGUAGE_INFO_NAME,
+    PROTOCOL_VERSION,
+    SUPPORTED_FEATURES,
+    MsgType,
+    ReplyStatus,
+    RunMode,
+)
+from ._stdin import StdinBroker
+
+if TYPE_CHECKING:
+    from ._kernel import Kernel
+
+log = logging.getLogger("concurrent_kernel")
+
+
+class RequestError(Exception):
+    """A request we answer with `status: error` (bad content, unknown type, unavailable feature)."""
+
+    def __init__(self, ename: str, evalue: str) -> None:
+        super().__init__(evalue)
+        self.ename = ename
+        self.evalue = evalue
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> RequestError:
+        return cls(type(exc).__name__, str(exc))
+
+    def content(self) -> dict[str, Any]:
+        return {"status": ReplyStatus.ERROR, "ename": self.ename, "evalue": self.evalue, "traceback": []}
+
+
+# Required and optional content fields with their types; checked before a handler runs.
+_INT = (int,)
+_SCHEMA: dict[str, tuple[dict[str, tuple[type, ...]], dict[str, tuple[type, ...]]]] = {
+    MsgType.EXECUTE_REQUEST: (
+        {"code": (str,)},
+        {
+            "silent": (bool,),
+            "store_history": (bool,),
+            "user_expressions": (dict,),
+            "allow_stdin": (bool,),
+            "stop_on_error": (bool,),
+        },
+    ),
+    MsgType.COMPLETE_REQUEST: ({"code": (str,), "cursor_pos": _INT}, {}),
+    MsgType.INSPECT_REQUEST: ({"code": (str,), "cursor_pos": _INT}, {"detail_level": _INT}),
+    MsgType.IS_COMPLETE_REQUEST: ({"code": (str,)}, {}),
+    MsgType.HISTORY_REQUEST: (
+        {"hist_access_type": (str,)},
+        {"output": (bool,), "raw": (bool,), "n": _INT, "session": _INT, "start": _INT, "stop": _INT,
+         "pattern": (str,), "unique": (bool,), "include_latest": (bool,)},
+    ),
+    MsgType.COMM_INFO_REQUEST: ({}, {"target_name": (str, type(None))}),
+    MsgType.SHUTDOWN_REQUEST: ({}, {"restart": (bool,)}),
+    MsgType.COMM_OPEN: ({"comm_id": (str,), "target_name": (str,)}, {"data": (dict,)}),
+    MsgType.COMM_MSG: ({"comm_id": (str,)}, {"data": (dict,)}),
+    MsgType.COMM_CLOSE: ({"comm_id": (str,)}, {"data": (dict,)}),
+    MsgType.DELETE_SUBSHELL_REQUEST: ({"subshell_id": (str,)}, {}),
+}
+
+
+def validate(msg_type: str, content: dict[str, Any]) -> None:
+    if "__invalid__" in content:
+        raise RequestError("InvalidMessage", f"{msg_type} content must be a JSON object")
+    required, optional = _SCHEMA.get(msg_type, ({}, {}))
+    for key, types in required.items():
+        if key not in content:
+            raise RequestError("InvalidMessage", f"{msg_type} content is missing the required field {key!r}")
+        _check_type(msg_type, key, content[key], types)
+    for key, types in optional.items():
+        if key in content and content[key] is not None:
+            _check_type(msg_type, key, content[key], types)
+
+
+def _check_type(msg_type: str, key: str, value: Any, types: tuple[type, ...]) -> None:
+    if isinstance(value, bool) and bool not in types:  # bool is an int in Python, not in JSON
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        names = " or ".join(t.__name__ for t in types)
+        raise RequestError("InvalidMessage", f"{msg_type} field {key!r} must be {names}, got {type(value).__name__}")
+
+
+class Handlers:
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.stdin = StdinBroker(kernel)
+
+    async def dispatch(self, incoming: Incoming, lane: Lane | None, mode: RunMode) -> dict[str, Any] | None:
+        msg_type = incoming.msg_type
+        handler = getattr(self, msg_type, None) if msg_type in MsgType._value2member_map_ else None
+        if handler is None or msg_type.endswith("_reply") or msg_type in _NOT_REQUESTS:
+            if msg_type.endswith("_request"):
+                raise RequestError("UnknownMessageType", f"concurrent-kernel does not handle {msg_type!r}")
+            log.warning("ignoring message of unknown type %r on %s", msg_type, incoming.channel)
+            return None
+        validate(msg_type, incoming.msg["content"])
+        if msg_type == MsgType.EXECUTE_REQUEST:
+            return await self.execute_request(incoming, lane, mode)
+        return await handler(incoming)
+
+    # ------------------------------------------------------------ execution
+
+    async def execute_request(self, incoming: Incoming, lane: Lane | None, mode: RunMode) -> dict[str, Any]:
+        kernel = self.kernel
+        shell = kernel.shell
+        content = incoming.msg["content"]
+        code: str = content["code"]
+        silent = bool(content.get("silent", False))
+        store_history = bool(content.get("store_history", not silent))
+        stop_on_error = bool(content.get("stop_on_error", True))
+        execution = Execution(
+            request=incoming.msg,
+            execution_count=shell.execution_count,
+            run_mode=mode,
+            thread_id=threading.get_ident(),
+            call_soon=current_call_soon_threadsafe(),
+            reply_to=incoming.reply_to,
+        )
+        token = current_execution.set(execution)
+        kernel.executions.add(execution)
+        try:
+            if not silent:
+                kernel.publish(MsgType.EXECUTE_INPUT, {"code": code, "execution_count": execution.execution_count})
+            try:
+                with anyio.CancelScope() as scope:
+                    execution.cancel_scope = scope
+                    await Stepper(self._run_cell(code, silent, store_history, incoming.msg), execution)
+            except KeyboardInterrupt:
+                shell.showtraceback((KeyboardInterrupt, KeyboardInterrupt(), None))
+            user_expressions = {}
+            if execution.error is None and content.get("user_expressions"):
+                user_expressions = shell.user_expressions(content["user_expressions"])
+        finally:
+            kernel.executions.discard(execution)
+            current_execution.reset(token)
+        if execution.error is not None:
+            if stop_on_error and lane is not None:
+                lane.abort_pending()
+            return {"status": ReplyStatus.ERROR, "execution_count": execution.execution_count, **execution.error}
+        return {
+            "status": ReplyStatus.OK,
+            "execution_count": execution.execution_count,
+            "payload": execution.payloads,
+            "user_expressions": user_expressions,
+        }
+
+    async def _run_cell(self, code: str, silent: bool, store_history: bool, msg: dict[str, Any]) -> Any:
+        shell = self.kernel.shell
+        exc_tuple = None
+        try:
+            transformed = shell.transform_cell(code)
+        except Exception:
+            transformed, exc_tuple = code, sys.exc_info()
+        cell_id = (msg.get("metadata") or {}).get("cellId")
+        return await shell.run_cell_async(
+            code,
+            store_history=store_history,
+            silent=silent,
+            transformed_cell=transformed,
+            preprocessing_exc_tuple=exc_tuple,
+            cell_id=cell_id,
+        )
+
+    # ------------------------------------------------------------ introspection
+
+    async def kernel_info_request(self, incoming: Incoming) -> dict[str, Any]:
+        return {
+            "status": ReplyStatus.OK,
+            "protocol_version": PROTOCOL_VERSION,
+            "implementation": IMPLEMENTATION,
+            "implementation_version": __version__,
+            "language_info": {
+                "name": LANGUAGE_INFO_NAME,
+                "version": platform.python_version(),
+                "mimetype": "text/x-python",
+                "codemirror_mode": {"name": "ipython", "version": 3},
+                "pygments_lexer": "ipython3",
+                "nbconvert_exporter": "python",
+                "file_extension": ".py",
+            },
+            "banner": self.kernel.shell.banner,
+            "help_links": [
+                {"text": "Python Reference", "url": "https://docs.python.org/3/"},
+                {"text": "IPython Reference", "url": "https://ipython.readthedocs.io/en/stable/"},
+            ],
+            "supported_features": list(SUPPORTED_FEATURES),
+            "debugger": False,
+        }
+
+    async def complete_request(self, incoming: Incoming) -> dict[str, Any]:
+        from IPython.core.completer import provisionalcompleter, rectify_completions
+
+        code, cursor_pos = self._code_and_cursor(incoming)
+        with provisionalcompleter():
+            completions = list(rectify_completions(code, self.kernel.shell.Completer.completions(code, cursor_pos)))
+        start = completions[0].start if completions else cursor_pos
+        end = completions[0].end if completions else cursor_pos
+        return {
+            "status": ReplyStatus.OK,
+            "matches": [c.text for c in completions],
+            "cursor_start": start,
+            "cursor_end": end,
+            "metadata": {
+                "_jupyter_types_experimental": [
+                    {"start": c.start, "end": c.end, "text": c.text, "type": c.type, "signature": c.signature}
+                    for c in completions
+                ]
+            },
+        }
+
+    async def inspect_request(self, incoming: Incoming) -> dict[str, Any]:
+        from IPython.utils.tokenutil import token_at_cursor
+
+        code, cursor_pos = self._code_and_cursor(incoming)
+        detail_level = int(incoming.msg["content"].get("detail_level") or 0)
+        name = token_at_cursor(code, cursor_pos)
+        data: dict[str, Any] = {}
+        found = False
+        if name:
+            try:
+                data = self.kernel.shell.object_inspect_mime(name, detail_level=detail_level)
+                found = True
+            except KeyError:
+                found = False
+        return {"status": ReplyStatus.OK, "found": found, "data": data, "metadata": {}}
+
+    async def is_complete_request(self, incoming: Incoming) -> dict[str, Any]:
+        status, indent = self.kernel.shell.input_transformer_manager.check_complete(incoming.msg["content"]["code"])
+        reply: dict[str, Any] = {"status": status}
+        if status == "incomplete":
+            reply["indent"] = " " * (indent or 0)
+        return reply
+
+    async def history_request(self, incoming: Incoming) -> dict[str, Any]:
+        content = incoming.msg["content"]
+        history = self.kernel.shell.history_manager
+        access = content["hist_access_type"]
+        raw = bool(content.get("raw", True))
+        output = bool(content.get("output", False))
+        if access == "tail":
+            n = int(content.get("n") or 10)
+            items = history.get_tail(n, raw=raw, output=output, include_latest=bool(content.get("include_latest")))
+        elif access == "range":
+            items = history.get_range(
+                int(content.get("session") or 0), int(content.get("start") or 1), content.get("stop"),
+                raw=raw, output=output,
+            )
+        elif access == "search":
+            items = history.search(
+                content.get("pattern") or "*", raw=raw, output=output, n=content.get("n"),
+                unique=bool(content.get("unique")),
+            )
+        else:
+            raise RequestError("InvalidMessage", f"hist_access_type must be tail, range or search, not {access!r}")
+        return {"status": ReplyStatus.OK, "history": [list(item) for item in items]}
+
+    async def comm_info_request(self, incoming: Incoming) -> dict[str, Any]:
+        target = incoming.msg["content"].get("target_name")
+        comms = {
+            comm_id: {"target_name": comm.target_name}
+            for comm_id, comm in list(self.kernel.comm_manager.comms.items())
+            if target is None or comm.target_name == target
+        }
+        return {"status": ReplyStatus.OK, "comms": comms}
+
+    async def connect_request(self, incoming: Incoming) -> dict[str, Any]:
+        info = self.kernel.transport.connection_info
+        ports = {k: v for k, v in info.items() if k.endswith("_port")}
+        return {"status": ReplyStatus.OK, **ports}
+
+    def _code_and_cursor(self, incoming: Incoming) -> tuple[str, int]:
+        content = incoming.msg["content"]
+        code: str = content["code"]
+        cursor_pos: int = content["cursor_pos"]
+        if not 0 <= cursor_pos <= len(code):
+            raise RequestError("InvalidMessage", f"cursor_pos {cursor_pos} is outside the code (length {len(code)})")
+        return code, cursor_pos
+
+    # ------------------------------------------------------------ comms (no reply)
+
+    async def comm_open(self, incoming: Incoming) -> None:
+        self.kernel.comm_manager.comm_open(None, None, incoming.msg)
+
+    async def comm_msg(self, incoming: Incoming) -> None:
+        self.kernel.comm_manager.comm_msg(None, None, incoming.msg)
+
+    async def comm_close(self, incoming: Incoming) -> None:
+        self.kernel.comm_manager.comm_close(None, None, incoming.msg)
+
+    # ------------------------------------------------------------ control
+
+    async def shutdown_request(self, incoming: Incoming) -> dict[str, Any]:
+        restart = bool(incoming.msg["content"].get("restart", False))
+        content = {"status": ReplyStatus.OK, "restart": restart}
+        self.kernel.restart_requested = restart
+        self.kernel.publish(MsgType.SHUTDOWN_REPLY, content)
+        incoming.after_reply = self.kernel.stop
+        return content
+
+    async def interrupt_request(self, incoming: Incoming) -> dict[str, Any]:
+        self.kernel.request_interrupt()
+        return {"status": ReplyStatus.OK}
+
+    async def debug_request(self, incoming: Incoming) -> dict[str, Any]:
+        raise RequestError("DebuggerUnavailable", "concurrent-kernel has no debugger yet")
+
+    async def create_subshell_request(self, incoming: Incoming) -> dict[str, Any]:
+        subshell_id = uuid.uuid4().hex
+        self.kernel.subshells[subshell_id] = {}
+        return {"status": ReplyStatus.OK, "subshell_id": subshell_id}
+
+    async def delete_subshell_request(self, incoming: Incoming) -> dict[str, Any]:
+        subshell_id = incoming.msg["content"]["subshell_id"]
+        if self.kernel.subshells.pop(subshell_id, None) is None:
+            raise RequestError("SubshellNotFound", f"no subshell with id {subshell_id!r}")
+        return {"status": ReplyStatus.OK}
+
+    async def list_subshell_request(self, incoming: Incoming) -> dict[str, Any]:
+        return {"status": ReplyStatus.OK, "subshell_id": list(self.kernel.subshells)}
+
+
+_NOT_REQUESTS = frozenset(
+    {MsgType.STATUS, MsgType.EXECUTE_INPUT, MsgType.STREAM, MsgType.DISPLAY_DATA, MsgType.UPDATE_DISPLAY_DATA,
+     MsgType.EXECUTE_RESULT, MsgType.ERROR, MsgType.CLEAR_OUTPUT, MsgType.IOPUB_WELCOME, MsgType.INPUT_REQUEST,
+     MsgType.INPUT_REPLY}
+)
+

@@ -1,0 +1,345 @@
+"""The kernel: receives raw messages from a transport, routes them to per-type lanes, and publishes results.
+
+Message path: transport -> `Kernel.feed` (any thread) -> a Hub's inbox -> `Kernel._route` (in that hub's loop)
+-> a Lane (or a task / thread for run modes) -> `Kernel.handle` -> the handler named after the msg_type -> reply.
+"""
+
+from __future__ import annotations
+
+import builtins
+import getpass
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import anyio
+
+from ._context import current_parent
+from ._dispatcher import Hub, Incoming, Lane
+from ._execution import Execution
+from ._handlers import Handlers, RequestError
+from ._loops import IS_PYODIDE
+from ._messages import Message, MessageFactory, header_of
+from ._protocol import COMM_MSG_TYPES, Channel, ExecutionState, MsgType, ReplyStatus, RunMode, reply_type
+from ._runmode import RunModeError, run_mode_of
+from ._streams import OutStream, StreamBuffer
+from ._transport import Transport
+
+log = logging.getLogger("concurrent_kernel")
+
+_CURRENT: Any = object()
+
+# Shell requests that must run where the user's code runs (the main loop); everything else is answered on the
+# control loop, so it is served while a cell blocks the main thread.
+_MAIN_LOOP_SHELL_TYPES = frozenset({MsgType.EXECUTE_REQUEST, *COMM_MSG_TYPES})
+
+
+class Kernel:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        backend: str = "asyncio",
+        config: Any = None,
+        use_threads: bool | None = None,
+        session: str | None = None,
+    ) -> None:
+        self.transport = transport
+        self.backend = backend
+        self.config = config
+        self.use_threads = (not IS_PYODIDE) if use_threads is None else use_threads
+        self.messages = MessageFactory(session=session)
+        self.streams = StreamBuffer(self._publish_stream, self._schedule_flush)
+        self.executions: set[Execution] = set()
+        self.subshells: dict[str, dict[str, Any]] = {}
+        self.closed = False
+        self.restart_requested = False
+        self.main_hub = Hub("main", self._route)
+        self.control_hub = Hub("control", self._route) if self.use_threads else self.main_hub
+        self.handlers = Handlers(self)
+        self.shell: Any = None
+        self.comm_manager: Any = None
+        self.background: Any = None
+        self._flush_requested: Any = None
+        self._main_thread_id = threading.get_ident()
+        self._sigint_installed = False
+        self._control_thread: threading.Thread | None = None
+        #: Called (in the thread that stops the kernel) when shutdown begins; the process app adds an exit timer.
+        self.on_stop: list[Callable[[], None]] = []
+
+    # ---------------------------------------------------------------- receive side
+
+    def feed(self, channel: str, msg: Message, reply_to: Any = None) -> None:
+        """Entry point for transports; thread-safe and never raises on bad input."""
+        try:
+            header = msg.get("header") if isinstance(msg, dict) else None
+            msg_type = header.get("msg_type") if isinstance(header, dict) else None
+            if not isinstance(msg_type, str) or not msg_type:
+                log.error("dropping message on %s without a header.msg_type", channel)
+                return
+            if not isinstance(msg.get("content", {}), dict):
+                msg["content"] = {"__invalid__": msg.get("content")}
+            msg.setdefault("content", {})
+            msg.setdefault("metadata", {})
+            msg.setdefault("parent_header", {})
+            msg.setdefault("buffers", [])
+            if channel == Channel.STDIN:
+                if msg_type == MsgType.INPUT_REPLY:
+                    self.handlers.stdin.resolve(msg)
+                else:
+                    log.warning("ignoring %s on the stdin channel", msg_type)
+                return
+            if channel not in (Channel.SHELL, Channel.CONTROL):
+                log.error("dropping %s received on unknown channel %r", msg_type, channel)
+                return
+            incoming = Incoming(channel, msg, reply_to)
+            if channel == Channel.SHELL and msg_type in _MAIN_LOOP_SHELL_TYPES:
+                self.main_hub.put(incoming)
+            else:
+                self.control_hub.put(incoming)
+        except Exception:
+            log.exception("failed to accept a %s message", channel)
+
+    def _route(self, incoming: Incoming, hub: Hub) -> None:
+        """Runs in the hub's loop: pick the lane, task or thread for one message."""
+        msg_type = incoming.msg_type
+        if msg_type == MsgType.EXECUTE_REQUEST:
+            subshell_id = header_of(incoming.msg).get("subshell_id")
+            if subshell_id is not None and subshell_id not in self.subshells:
+                error = RequestError("SubshellNotFound", f"no subshell with id {subshell_id!r}")
+                hub.spawn(partial(self.handle, incoming, None, error))
+                return
+            try:
+                mode = run_mode_of(incoming.msg)
+            except RunModeError as exc:
+                hub.spawn(partial(self.handle, incoming, None, RequestError("InvalidRunMode", str(exc))))
+                return
+            if mode is RunMode.TASK:
+                hub.spawn(partial(self.handle, incoming, None, None, mode), name=f"task {incoming.msg_type}")
+            elif mode is RunMode.THREAD:
+                self._start_thread(incoming, hub)
+            else:
+                lane = hub.lane((incoming.channel, msg_type, subshell_id))
+                lane.submit(partial(self.handle, incoming, lane, None, mode))
+        elif msg_type in COMM_MSG_TYPES:
+            lane = hub.lane((incoming.channel, "comm"))
+            lane.submit(partial(self.handle, incoming, lane))
+        else:
+            lane = hub.lane((incoming.channel, msg_type))
+            lane.submit(partial(self.handle, incoming, lane))
+
+    def _start_thread(self, incoming: Incoming, hub: Hub) -> None:
+        if not self.use_threads:
+            error = RequestError(
+                "RunModeUnavailable", "run mode 'thread' needs threads, which this platform (Pyodide) does not have"
+            )
+            hub.spawn(partial(self.handle, incoming, None, error))
+            return
+
+        def thread_main() -> None:
+            anyio.run(partial(self.handle, incoming, None, None, RunMode.THREAD), backend=self.backend)
+
+        msg_id = str(header_of(incoming.msg).get("msg_id", ""))[:8]
+        threading.Thread(target=thread_main, name=f"cell-{msg_id}", daemon=True).start()
+
+    # ---------------------------------------------------------------- handling
+
+    async def handle(
+        self,
+        incoming: Incoming,
+        lane: Lane | None = None,
+        error: RequestError | None = None,
+        mode: RunMode = RunMode.QUEUE,
+    ) -> None:
+        """Busy, the handler's reply (or an error reply), idle: for every request, whatever happens."""
+        request = incoming.msg
+        msg_type = incoming.msg_type
+        token = current_parent.set(request)
+        try:
+            self.publish(MsgType.STATUS, {"execution_state": ExecutionState.BUSY})
+            content: dict[str, Any] | None
+            if error is not None:
+                content = error.content()
+            elif lane is not None and lane.aborting and msg_type == MsgType.EXECUTE_REQUEST:
+                content = {"status": ReplyStatus.ABORTED}
+            else:
+                content = await self.handlers.dispatch(incoming, lane, mode)
+            if content is not None:
+                self.reply(incoming, reply_type(msg_type), content)
+        except Exception as exc:  # a handler bug must still produce a reply
+            log.exception("error handling %s", msg_type)
+            if msg_type.endswith("_request"):
+                self.reply(incoming, reply_type(msg_type), RequestError.from_exception(exc).content())
+        finally:
+            self.streams.flush()
+            self.publish(MsgType.STATUS, {"execution_state": ExecutionState.IDLE})
+            current_parent.reset(token)
+            if incoming.after_reply is not None:
+                incoming.after_reply()
+
+    # ---------------------------------------------------------------- send side
+
+    def reply(self, incoming: Incoming, msg_type: str, content: dict[str, Any]) -> None:
+        metadata = {"status": content.get("status")} if msg_type == MsgType.EXECUTE_REPLY else None
+        msg = self.messages.make(msg_type, content, incoming.msg, metadata)
+        self.transport.send(incoming.channel, msg, incoming.reply_to)
+
+    def publish(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        parent: Message | None = _CURRENT,
+        metadata: dict[str, Any] | None = None,
+        buffers: list[Any] | None = None,
+    ) -> None:
+        """Send on iopub, parented to the current request unless told otherwise; stream text goes first."""
+        if parent is _CURRENT:
+            parent = current_parent.get()
+        if self.streams.pending:
+            self.streams.flush()
+        msg = self.messages.make(msg_type, content, parent, metadata, buffers)
+        self.transport.send(Channel.IOPUB, msg)
+
+    def _publish_stream(self, parent: Message | None, name: str, text: str) -> None:
+        msg = self.messages.make(MsgType.STREAM, {"name": name, "text": text}, parent)
+        self.transport.send(Channel.IOPUB, msg)
+
+    def _schedule_flush(self) -> None:
+        event = self._flush_requested
+        if event is not None:
+            event.set()
+
+    async def _flush_periodically(self) -> None:
+        """Sends buffered text that nobody else flushed (e.g. a print followed by a long computation)."""
+        import aiologic
+
+        while True:
+            event = self._flush_requested = aiologic.Event()
+            if self.streams.pending:
+                event.set()
+            await event
+            await anyio.sleep(self.streams.interval)
+            self.streams.flush()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def serve(self, *, ready: Callable[[], None] | None = None) -> None:
+        """Run the kernel on the current event loop until shutdown. Never calls anyio.run on this loop."""
+        from . import _comms
+        from ._background import BackgroundTasks
+        from ._magics import register_magics
+        from ._shell import KernelShell
+
+        self.shell = KernelShell.create(self, self.config)
+        self.comm_manager = _comms.install(self)
+        self.background = BackgroundTasks(self)
+        register_magics(self.shell, self)
+        self._install_io()
+        self._install_sigint()
+        self._main_thread_id = threading.get_ident()
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def run_main_hub() -> None:
+                    await self.main_hub.run()
+                    tg.cancel_scope.cancel()  # background tasks end with the kernel
+
+                tg.start_soon(run_main_hub, name="main hub")
+                await self.main_hub.started
+                self.background.start(tg)
+                if self.control_hub is not self.main_hub:
+                    self._control_thread = threading.Thread(
+                        target=self._run_control_thread, name="Control", daemon=True
+                    )
+                    self._control_thread.start()
+                    await self.control_hub.started
+                else:
+                    tg.start_soon(self._flush_periodically, name="stream flusher")
+                await self.transport.start(self.feed)
+                self.publish(MsgType.STATUS, {"execution_state": ExecutionState.STARTING}, parent=None)
+                if ready is not None:
+                    ready()
+        finally:
+            self.closed = True
+            self.streams.flush()
+            self.control_hub.stop()
+            self._restore_io()
+
+    def _run_control_thread(self) -> None:
+        async def control_main() -> None:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._flush_periodically, name="stream flusher")
+                await self.control_hub.run()
+                tg.cancel_scope.cancel()
+
+        anyio.run(control_main, backend=self.backend)
+
+    def stop(self) -> None:
+        """Thread-safe: end serve(). Cells still running are interrupted first."""
+        self.closed = True
+        for hook in self.on_stop:
+            hook()
+        if self.executions:
+            self.request_interrupt()
+        self.main_hub.stop()
+
+    def _install_io(self) -> None:
+        self._saved_io = (sys.stdout, sys.stderr, sys.displayhook, builtins.input, getpass.getpass)
+        sys.stdout = OutStream("stdout", self.streams)
+        sys.stderr = OutStream("stderr", self.streams)
+        builtins.input = self.handlers.stdin.input
+        getpass.getpass = self.handlers.stdin.getpass  # type: ignore[assignment]
+        # Keep IPython's traps entered for the kernel's lifetime: cells overlap, so per-cell enter/exit would race.
+        self.shell.builtin_trap.__enter__()
+        self.shell.display_trap.__enter__()
+
+    def _restore_io(self) -> None:
+        if self.shell is not None:
+            self.shell.display_trap.__exit__(None, None, None)
+            self.shell.builtin_trap.__exit__(None, None, None)
+        sys.stdout, sys.stderr, sys.displayhook, builtins.input, getpass.getpass = self._saved_io
+        if self._sigint_installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._sigint_installed = False
+
+    # ---------------------------------------------------------------- interrupt
+
+    def _install_sigint(self) -> None:
+        if IS_PYODIDE or threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGINT, self._on_sigint)
+        self._sigint_installed = True
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.interrupt(in_main_thread=True):
+            raise KeyboardInterrupt
+
+    def interrupt(self, *, in_main_thread: bool = False) -> bool:
+        """Interrupt every running cell. Returns True when the caller (the SIGINT handler) must raise."""
+        raise_here = False
+        for execution in list(self.executions):
+            if in_main_thread and execution.in_step and execution.is_main_thread:
+                execution.interrupted = True
+                raise_here = True
+            else:
+                execution.interrupt()
+        return raise_here
+
+    def request_interrupt(self) -> None:
+        """From the control loop: a busy main thread only notices a real signal, so send one when we can."""
+        if self._sigint_installed:
+            signal.pthread_kill(self._main_thread_id, signal.SIGINT)
+        else:
+            self.interrupt()
+
+    def running_in_main_thread(self) -> bool:
+        return threading.get_ident() == self._main_thread_id
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Build the demo JupyterLite site into lite-site/_output.
+#
+# Needs the tools from scripts/setup-browser.sh (run automatically when missing):
+# node_modules, and a venv ($VENV, default .venv) with jupyterlite-core,
+# jupyter_builder, jupyterlab_widgets and jupyterlite-pyodide-kernel.
+# Set CK_SKIP_LABEXTENSION=1 to reuse an existing ts/labextension.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+export VENV="${VENV:-$ROOT/.venv}"
+[ -d "$VENV" ] && VENV="$(cd "$VENV" && pwd)"
+if [ -z "${CK_SETUP_RUNNING:-}" ] && { [ ! -x "$VENV/bin/jupyter-lite" ] || [ ! -d node_modules/pyodide ]; }; then
+  bash scripts/setup-browser.sh --no-site
+fi
+if [ -z "${CK_SKIP_LABEXTENSION:-}" ] || [ ! -f ts/labextension/package.json ]; then
+  bash ts/scripts/build-labextension.sh
+fi
+LABEXT="$VENV/share/jupyter/labextensions"
+OUT="$ROOT/lite-site/_output"
+rm -rf "$OUT"
+# --ignore-sys-prefix: only the extensions listed here (an installed, possibly
+# stale concurrent-kernel labextension in the venv must not shadow ts/labextension).
+EXTS=("$ROOT/ts/labextension" "$LABEXT/@jupyter-widgets/jupyterlab-manager")
+if [ -d "$LABEXT/@jupyterlite/pyodide-kernel-extension" ]; then
+  EXTS+=("$LABEXT/@jupyterlite/pyodide-kernel-extension")  # the stock kernel, for bench/browser_bench.py
+fi
+"$VENV/bin/python" - "$ROOT/lite-site/jupyter_lite_config.json" "${EXTS[@]}" <<'PYEOF'
+import json, sys
+path, *exts = sys.argv[1:]
+json.dump({"LiteBuildConfig": {"federated_extensions": exts, "ignore_sys_prefix": True,
+                                "contents": ["contents"], "no_sourcemaps": True}}, open(path, "w"), indent=1)
+PYEOF
+(cd lite-site && "$VENV/bin/jupyter" lite build --output-dir "$OUT") >"$ROOT/lite-site/.build.log" 2>&1 \
+  || { cat "$ROOT/lite-site/.build.log"; exit 1; }
+cd "$ROOT"
+cp lite-site/pages/*.html "$OUT/"
+echo "[site] built $OUT ($(du -sh "$OUT" | cut -f1))"

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
+import anyio
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from memory_client import MemoryClient  # noqa: E402
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def client(anyio_backend: str) -> AsyncIterator[MemoryClient]:
+    """A kernel served on the test's own event loop, with an in-memory transport."""
+    from traitlets.config import Config
+
+    from concurrent_kernel._kernel import Kernel
+    from concurrent_kernel._memory_transport import MemoryTransport
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    transport = MemoryTransport()
+    kernel = Kernel(transport, backend=anyio_backend, config=config)
+    memory_client = MemoryClient(transport)
+    memory_client.kernel = kernel  # type: ignore[attr-defined]
+    async with anyio.create_task_group() as tg:
+        ready = anyio.Event()
+        tg.start_soon(partial(kernel.serve, ready=ready.set))
+        with anyio.fail_after(30):
+            await ready.wait()
+        tg.start_soon(memory_client.collect)
+        try:
+            yield memory_client
+        finally:
+            kernel.stop()
+            with anyio.move_on_after(5):
+                while not kernel.closed:
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()

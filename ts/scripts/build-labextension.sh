@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Build the labextension into ts/labextension: TypeScript, the worker bundle, the
+# federated extension (jupyter-builder), and the Pyodide assets (core from npm
+# `pyodide`, the kernel wheel and its pinned pure-Python dependencies, a lock).
+#
+# Env: VENV (python venv with jupyter_builder, pip, hatchling; default .venv),
+#      CK_KERNEL_WHEEL (use this concurrent_kernel wheel instead of building one).
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+VENV="${VENV:-$ROOT/.venv}"
+PY="$VENV/bin/python"
+OUT="$ROOT/ts/labextension"
+CACHE="$ROOT/ts/.cache"
+
+echo "[build] typescript"
+node_modules/.bin/tsc -p tsconfig.json
+node_modules/.bin/tsc -p ts/tsconfig.worker.json
+node_modules/.bin/esbuild ts/src/worker.ts --bundle --format=esm --target=es2022 \
+  --log-level=warning --outfile=ts/lib/worker.js
+
+echo "[build] labextension"
+"$VENV/bin/jupyter-builder" build . >"$CACHE.builder.log" 2>&1 || { cat "$CACHE.builder.log"; exit 1; }
+rm -f "$CACHE.builder.log"
+cp ts/lib/worker.js "$OUT/static/ck-worker.js"
+
+echo "[build] pyodide assets"
+mkdir -p "$CACHE/wheels" "$CACHE/kernel"
+"$PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+  --python-version 3.14 --platform any --implementation py --abi none \
+  -r ts/pyodide-requirements.txt -d "$CACHE/wheels"
+KWHEEL="${CK_KERNEL_WHEEL:-}"
+if [ -z "$KWHEEL" ]; then
+  # Build the pure-Python wheel from a copy without the labextension, so the
+  # wheel shipped inside the labextension does not nest the previous one.
+  TMP="$(mktemp -d)"
+  trap 'rm -rf "$TMP"' EXIT
+  cp pyproject.toml "$TMP/"
+  for f in README.md LICENSE LICENSE.txt; do [ -e "$f" ] && cp "$f" "$TMP/"; done
+  cp -r py "$TMP/py"
+  find "$TMP/py" -name __pycache__ -prune -exec rm -rf {} +
+  mkdir -p "$TMP/ts/labextension"
+  rm -f "$CACHE/kernel/"*.whl
+  "$PY" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation "$TMP" -w "$CACHE/kernel"
+  KWHEEL="$(ls "$CACHE"/kernel/concurrent_kernel-*.whl | head -1)"
+fi
+# Only the pinned wheels (the cache may hold older versions).
+mapfile -t DEPS < <("$PY" - "$CACHE/wheels" ts/pyodide-requirements.txt <<'PYEOF'
+import sys, pathlib
+from packaging.utils import canonicalize_name, parse_wheel_filename
+pins = {}
+for line in pathlib.Path(sys.argv[2]).read_text().splitlines():
+    line = line.split("#")[0].strip()
+    if "==" in line:
+        n, v = line.split("==")
+        pins[canonicalize_name(n)] = v.strip()
+for w in sorted(pathlib.Path(sys.argv[1]).glob("*.whl")):
+    name, ver, _, _ = parse_wheel_filename(w.name)
+    if pins.get(name) == str(ver):
+        print(w)
+PYEOF
+)
+PYO="$OUT/static/pyodide"
+rm -rf "$PYO"
+mkdir -p "$PYO"
+for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
+  cp "node_modules/pyodide/$f" "$PYO/"
+done
+"$PY" ts/scripts/make_pyodide_lock.py node_modules/pyodide/pyodide-lock.json "$PYO" "$KWHEEL" "${DEPS[@]}"
+echo "[build] done: $OUT ($(du -sh "$OUT" | cut -f1))"

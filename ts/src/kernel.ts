@@ -1,0 +1,391 @@
+/**
+ * A JupyterLite kernel that forwards raw messages to a Pyodide Web Worker.
+ *
+ * It implements IKernel directly: every message (any channel, with buffers) is
+ * posted to the worker and handleMessage returns at once, so JupyterLite's
+ * per-kernel mutex never serialises requests; concurrency is the core's job.
+ */
+import type { KernelMessage } from '@jupyterlab/services';
+import type { IKernel } from '@jupyterlite/services';
+import { PromiseDelegate, UUID } from '@lumino/coreutils';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import {
+  FromWorker,
+  IInitOptions,
+  STDIN_BUFFER_BYTES,
+  STDIN_HEADER_BYTES,
+  ToWorker
+} from './protocol';
+
+/** Milliseconds the worker gets to acknowledge an interrupt before we escalate. */
+const INTERRUPT_ACK_MS = 250;
+
+export const NOT_ISOLATED_NOTICE =
+  'Interrupt: awaiting cells were cancelled, but blocking code (e.g. `while True: pass`) cannot be ' +
+  'interrupted because this page is not cross-origin isolated (serve it with ' +
+  'Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp). ' +
+  'Restart the kernel to stop it.\n';
+
+export namespace ConcurrentKernel {
+  export interface IOptions extends IKernel.IOptions {
+    /** URL of the bundled worker script. */
+    workerUrl: string;
+    /** Directory URL holding Pyodide, the lock, the manifest and the wheels. */
+    indexURL: string;
+    baseUrl: string;
+    browsingContextId?: string;
+  }
+}
+
+type AnyMsg = KernelMessage.IMessage & { channel: string; buffers?: (ArrayBuffer | ArrayBufferView)[] };
+
+/** Every live kernel, so the kernel client's interrupt can reach it. */
+export const liveKernels = new Map<string, ConcurrentKernel>();
+
+export class ConcurrentKernel implements IKernel {
+  constructor(options: ConcurrentKernel.IOptions) {
+    this.id = options.id;
+    this.name = options.name;
+    this.location = options.location;
+    this._sendMessage = options.sendMessage;
+    this._isolated = typeof SharedArrayBuffer !== 'undefined' && !!globalThis.crossOriginIsolated;
+    this._worker = new Worker(options.workerUrl, { type: 'module', name: `concurrent-kernel-${this.id}` });
+    this._worker.onmessage = (ev: MessageEvent<FromWorker>) => this._onWorkerMessage(ev.data);
+    this._worker.onerror = (ev: ErrorEvent) => {
+      ev.preventDefault();
+      this._fail(`the kernel worker failed: ${ev.message || 'could not load ' + options.workerUrl}`);
+    };
+    const init: IInitOptions = {
+      indexURL: options.indexURL,
+      baseUrl: options.baseUrl,
+      kernelId: this.id,
+      browsingContextId: options.browsingContextId
+    };
+    if (this._isolated) {
+      this._interruptBuffer = new SharedArrayBuffer(8);
+      this._stdinBuffer = new SharedArrayBuffer(STDIN_BUFFER_BYTES);
+      init.interruptBuffer = this._interruptBuffer;
+      init.stdinBuffer = this._stdinBuffer;
+    }
+    this._post({ type: 'init', options: init });
+    liveKernels.set(this.id, this);
+    // The worker queues messages until Python is up, so the kernel is usable at once.
+    this._ready.resolve();
+  }
+
+  readonly id: string;
+  readonly name: string;
+  readonly location: string;
+
+  get ready(): Promise<void> {
+    return this._ready.promise;
+  }
+
+  /** Resolves when Python is running (rejects with the load error). */
+  get started(): Promise<void> {
+    return this._started.promise;
+  }
+
+  get isDisposed(): boolean {
+    return this._isDisposed;
+  }
+
+  get disposed(): ISignal<this, void> {
+    return this._disposed;
+  }
+
+  /** Whether interrupts can stop blocking code (SharedArrayBuffer available). */
+  get crossOriginIsolated(): boolean {
+    return this._isolated;
+  }
+
+  /** Load timings reported by the worker (ms since the worker started). */
+  get timings(): Record<string, number> {
+    return { ...this._timings };
+  }
+
+  async handleMessage(msg: KernelMessage.IMessage): Promise<void> {
+    const m = msg as AnyMsg;
+    if (this._isDisposed) {
+      return;
+    }
+    if (m?.header?.msg_type === 'input_reply' && this._stdinBuffer && this._awaitingInput) {
+      this._writeInputReply(m);
+      return;
+    }
+    if (!m || typeof m !== 'object' || !m.header || typeof m.header.msg_type !== 'string') {
+      console.error('concurrent kernel: dropping malformed message', msg);
+      return;
+    }
+    if (this._loadError !== null) {
+      this._replyWithError(m, 'KernelLoadError', this._loadError);
+      return;
+    }
+    if (m.header.msg_type.endsWith('_request')) {
+      this._pending.set(m.header.msg_id, m);
+    }
+    if (m.header.msg_type === 'execute_request') {
+      this._executing.set(m.header.msg_id, m);
+    }
+    const { buffers, ...rest } = m;
+    const out: ArrayBuffer[] = (buffers ?? []).map(b => copyBuffer(b));
+    let msgJson: string;
+    try {
+      msgJson = JSON.stringify(rest);
+    } catch (err) {
+      this._replyWithError(m, 'MalformedMessage', `message could not be serialised: ${err}`);
+      return;
+    }
+    this._post({ type: 'msg', msgJson, buffers: out }, out);
+  }
+
+  /**
+   * Interrupt the kernel: the worker cancels awaiting cells; if it does not
+   * answer quickly (blocking code) and the page is cross-origin isolated, the
+   * Pyodide interrupt buffer raises KeyboardInterrupt in the running code.
+   */
+  interrupt(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    if (!this._pythonReady) {
+      // An interrupt during Pyodide's load breaks startup: ignore it.
+      return;
+    }
+    const seq = ++this._interruptSeq;
+    const ctl = this._interruptBuffer ? new Int32Array(this._interruptBuffer) : null;
+    if (ctl) {
+      Atomics.store(ctl, 1, seq);
+    }
+    this._post({ type: 'interrupt', seq });
+    setTimeout(() => {
+      if (this._isDisposed || this._ackedSeq >= seq) {
+        return;
+      }
+      if (ctl) {
+        if (Atomics.compareExchange(ctl, 1, seq, -seq) === seq) {
+          Atomics.store(ctl, 0, 2); // SIGINT
+        }
+      } else {
+        this._notifyExecuting(NOT_ISOLATED_NOTICE);
+      }
+    }, INTERRUPT_ACK_MS);
+    if (!ctl) {
+      console.warn(NOT_ISOLATED_NOTICE);
+    }
+  }
+
+  dispose(): void {
+    if (this._isDisposed) {
+      return;
+    }
+    this._isDisposed = true;
+    this._worker.terminate();
+    liveKernels.delete(this.id);
+    if (this._stdinBuffer && this._awaitingInput) {
+      // Release nothing: the worker is gone. Just forget the state.
+      this._awaitingInput = false;
+    }
+    this._started.promise.catch(() => undefined);
+    this._started.reject(new Error('kernel disposed'));
+    this._disposed.emit();
+    Signal.clearData(this);
+  }
+
+  private _post(msg: ToWorker, transfer: Transferable[] = []): void {
+    this._worker.postMessage(msg, transfer);
+  }
+
+  private _onWorkerMessage(data: FromWorker): void {
+    if (this._isDisposed) {
+      return;
+    }
+    switch (data.type) {
+      case 'msg': {
+        let msg: AnyMsg;
+        try {
+          msg = JSON.parse(data.msgJson);
+        } catch (err) {
+          console.error('concurrent kernel: invalid JSON from the kernel', err, data.msgJson);
+          return;
+        }
+        if (data.buffers.length) {
+          msg.buffers = data.buffers;
+        }
+        this._track(msg);
+        this._sendMessage(msg as KernelMessage.IMessage);
+        break;
+      }
+      case 'ready':
+        this._pythonReady = true;
+        this._timings = { ...data.timings, ready: data.elapsedMs };
+        this._started.resolve();
+        console.info(`concurrent kernel ${this.id} ready in ${data.elapsedMs} ms`, data.timings);
+        break;
+      case 'progress':
+        console.debug(`concurrent kernel: ${data.phase} (${data.elapsedMs} ms)`);
+        break;
+      case 'load-error':
+        this._fail(data.error);
+        break;
+      case 'handler-error': {
+        let msg: AnyMsg | null = null;
+        try {
+          msg = JSON.parse(data.msgJson);
+        } catch {
+          msg = null;
+        }
+        console.error('concurrent kernel: error handling message', data.error);
+        if (msg?.header?.msg_id && this._pending.has(msg.header.msg_id)) {
+          this._pending.delete(msg.header.msg_id);
+          this._executing.delete(msg.header.msg_id);
+          this._replyWithError(msg, 'KernelHandlerError', data.error);
+        }
+        break;
+      }
+      case 'input_request': {
+        this._awaitingInput = true;
+        const msg = JSON.parse(data.msgJson) as AnyMsg;
+        msg.channel = 'stdin';
+        this._sendMessage(msg as KernelMessage.IMessage);
+        break;
+      }
+      case 'interrupt-ack':
+        this._ackedSeq = Math.max(this._ackedSeq, data.seq);
+        break;
+      case 'log':
+        (data.level === 'error' ? console.error : data.level === 'warn' ? console.warn : console.log)(
+          `[concurrent kernel] ${data.text}`
+        );
+        break;
+    }
+  }
+
+  private _writeInputReply(msg: AnyMsg): void {
+    const sab = this._stdinBuffer!;
+    const { buffers: _b, ...rest } = msg;
+    void _b;
+    const bytes = new TextEncoder().encode(JSON.stringify({ ...rest, channel: 'stdin' }));
+    const state = new Int32Array(sab, 0, 2);
+    const room = sab.byteLength - STDIN_HEADER_BYTES;
+    new Uint8Array(sab, STDIN_HEADER_BYTES, Math.min(bytes.length, room)).set(bytes.subarray(0, room));
+    Atomics.store(state, 1, Math.min(bytes.length, room));
+    Atomics.store(state, 0, 1);
+    Atomics.notify(state, 0);
+    this._awaitingInput = false;
+  }
+
+  /** Remember which execute requests are running (for interrupt notices). */
+  private _track(msg: AnyMsg): void {
+    if (msg.header?.msg_type?.endsWith('_reply')) {
+      const parent = (msg.parent_header as KernelMessage.IHeader | undefined)?.msg_id;
+      if (parent) {
+        this._executing.delete(parent);
+        this._pending.delete(parent);
+      }
+    }
+  }
+
+  private _notifyExecuting(text: string): void {
+    const running = [...this._executing.values()];
+    const target = running[running.length - 1];
+    if (!target) {
+      return;
+    }
+    this._emit(target, 'iopub', 'stream', { name: 'stderr', text });
+  }
+
+  private _fail(error: string): void {
+    if (this._loadError !== null) {
+      return;
+    }
+    this._loadError = error;
+    console.error(`concurrent kernel: ${error}`);
+    this._started.promise.catch(() => undefined);
+    this._started.reject(new Error(error));
+    // Requests already posted will never be answered by the worker: answer them here.
+    const pending = [...this._pending.values()];
+    this._pending.clear();
+    this._executing.clear();
+    for (const m of pending) {
+      this._replyWithError(m, 'KernelLoadError', error);
+    }
+  }
+
+  /** Answer a request locally with an error (busy, error output, reply, idle). */
+  private _replyWithError(req: AnyMsg, ename: string, evalue: string): void {
+    const type = req.header.msg_type;
+    if (!type.endsWith('_request')) {
+      return;
+    }
+    const traceback = [`\u001b[0;31m${ename}\u001b[0m: ${evalue}`];
+    this._emit(req, 'iopub', 'status', { execution_state: 'busy' });
+    if (type === 'execute_request') {
+      this._emit(req, 'iopub', 'error', { ename, evalue, traceback });
+    }
+    const replyType = type.replace(/_request$/, '_reply');
+    const content: Record<string, unknown> = { status: 'error', ename, evalue, traceback };
+    if (type === 'execute_request') {
+      content.execution_count = null;
+    } else if (type === 'kernel_info_request') {
+      Object.assign(content, {
+        status: 'ok',
+        protocol_version: '5.4',
+        implementation: 'concurrent-kernel',
+        implementation_version: '0',
+        language_info: { name: 'python', version: '3', mimetype: 'text/x-python', file_extension: '.py' },
+        banner: `concurrent kernel failed to start: ${evalue}`,
+        help_links: []
+      });
+    }
+    const channel = req.channel === 'control' ? 'control' : 'shell';
+    this._emit(req, channel, replyType, content);
+    this._emit(req, 'iopub', 'status', { execution_state: 'idle' });
+  }
+
+  private _emit(parent: AnyMsg, channel: string, msgType: string, content: Record<string, unknown>): void {
+    const msg = {
+      channel,
+      header: {
+        msg_id: UUID.uuid4(),
+        msg_type: msgType,
+        username: parent.header.username ?? '',
+        session: parent.header.session,
+        date: new Date().toISOString(),
+        version: '5.4'
+      },
+      parent_header: parent.header,
+      metadata: {},
+      content,
+      buffers: []
+    };
+    this._sendMessage(msg as unknown as KernelMessage.IMessage);
+  }
+
+  private _sendMessage: IKernel.SendMessage;
+  private _worker: Worker;
+  private _isolated: boolean;
+  private _interruptBuffer: SharedArrayBuffer | null = null;
+  private _stdinBuffer: SharedArrayBuffer | null = null;
+  private _awaitingInput = false;
+  private _interruptSeq = 0;
+  private _ackedSeq = 0;
+  private _pythonReady = false;
+  private _loadError: string | null = null;
+  private _pending = new Map<string, AnyMsg>();
+  private _executing = new Map<string, AnyMsg>();
+  private _timings: Record<string, number> = {};
+  private _isDisposed = false;
+  private _disposed = new Signal<this, void>(this);
+  private _ready = new PromiseDelegate<void>();
+  private _started = new PromiseDelegate<void>();
+}
+
+function copyBuffer(b: ArrayBuffer | ArrayBufferView): ArrayBuffer {
+  if (b instanceof ArrayBuffer) {
+    return b.slice(0);
+  }
+  const view = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  return view.slice().buffer;
+}

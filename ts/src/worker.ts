@@ -1,0 +1,261 @@
+/**
+ * Web Worker running Pyodide and the concurrent-kernel core.
+ *
+ * The main thread posts raw Jupyter messages (JSON with a "channel" key plus
+ * buffers); they are handed to the core's callback transport one call per
+ * message. Every outgoing message comes back through one JS callback and is
+ * posted to the main thread. Everything is loaded from the site (indexURL).
+ */
+import {
+  FromWorker,
+  IInitOptions,
+  STDIN_BUFFER_BYTES,
+  STDIN_HEADER_BYTES,
+  ToWorker
+} from './protocol';
+
+/* Minimal structural types of the Pyodide API used here. */
+interface IPyProxy {
+  (...args: unknown[]): unknown;
+  callPromising?: (...args: unknown[]) => Promise<unknown>;
+  destroy(): void;
+}
+interface IPyodide {
+  loadPackage(
+    names: string[],
+    options: { messageCallback: (m: string) => void; errorCallback: (m: string) => void }
+  ): Promise<unknown>;
+  runPython(code: string, options?: { globals?: unknown }): unknown;
+  runPythonAsync(code: string): Promise<unknown>;
+  globals: { get(name: string): IPyProxy };
+  setInterruptBuffer(buffer: Int32Array): void;
+  checkInterrupt(): void;
+}
+interface IManifest {
+  packages: string[];
+  imports: string[];
+}
+
+const post = (msg: FromWorker, transfer: Transferable[] = []): void =>
+  (self as unknown as Worker).postMessage(msg, transfer);
+
+const t0 = performance.now();
+const elapsed = (): number => Math.round(performance.now() - t0);
+
+let options: IInitOptions | null = null;
+let pyodide: IPyodide | null = null;
+let receive: IPyProxy | null = null;
+let interruptKernel: IPyProxy | null = null;
+let interruptArray: Int32Array | null = null;
+/** Messages that arrived before the kernel was started. */
+let queue: Array<{ msgJson: string; buffers: ArrayBuffer[] }> = [];
+let failed = false;
+
+/** Python glue: adapts the JS callbacks to the core's callback transport. */
+const GLUE = `
+from pyodide.ffi import to_js as _to_js
+
+def _ck_start(js_send, js_input):
+    from concurrent_kernel import callback_transport
+
+    def send(msg_json, buffers):
+        bufs = [bytes(b) for b in buffers] if buffers else []
+        js_send(msg_json, _to_js(bufs))
+
+    def input_request(msg_json):
+        return js_input(msg_json)
+
+    handle = callback_transport.start(send, input_request if js_input is not None else None)
+
+    def receive(msg_json, buffers):
+        handle.receive(msg_json, [b.to_bytes() for b in buffers] if buffers else None)
+
+    return receive, handle.interrupt
+`;
+
+function sendOut(msgJson: string, buffers: Uint8Array[] | null | undefined): void {
+  const out: ArrayBuffer[] = [];
+  for (const b of buffers ?? []) {
+    const copy = new Uint8Array(b.byteLength);
+    copy.set(b);
+    out.push(copy.buffer);
+  }
+  post({ type: 'msg', msgJson, buffers: out }, out);
+}
+
+/** Synchronous stdin: Atomics on a SharedArrayBuffer, else sync XHR to the service worker. */
+function inputRequest(msgJson: string): string {
+  const opts = options!;
+  if (opts.stdinBuffer) {
+    const state = new Int32Array(opts.stdinBuffer, 0, 2);
+    Atomics.store(state, 0, 0);
+    post({ type: 'input_request', msgJson });
+    Atomics.wait(state, 0, 0);
+    const len = Atomics.load(state, 1);
+    const bytes = new Uint8Array(opts.stdinBuffer, STDIN_HEADER_BYTES, len).slice();
+    Atomics.store(state, 0, 0);
+    return new TextDecoder().decode(bytes);
+  }
+  if (!opts.browsingContextId) {
+    throw new Error(
+      'input() is unavailable: the page is not cross-origin isolated and no service worker is active'
+    );
+  }
+  const xhr = new XMLHttpRequest();
+  xhr.open('POST', new URL('api/stdin/kernel', opts.baseUrl).href, false);
+  xhr.send(
+    JSON.stringify({ browsingContextId: opts.browsingContextId, data: JSON.parse(msgJson) })
+  );
+  const reply = JSON.parse(xhr.responseText);
+  if (reply && typeof reply === 'object' && 'error' in reply) {
+    throw new Error(`stdin request failed: ${reply.error}`);
+  }
+  return JSON.stringify(reply);
+}
+
+function deliver(msgJson: string, buffers: ArrayBuffer[]): void {
+  const bufs = buffers.map(b => new Uint8Array(b));
+  try {
+    const r = receive!;
+    if (r.callPromising) {
+      // Entering Python this way lets the core block on coroutines (JSPI).
+      r.callPromising(msgJson, bufs).catch(err => reportHandlerError(msgJson, err));
+    } else {
+      r(msgJson, bufs);
+    }
+  } catch (err) {
+    reportHandlerError(msgJson, err);
+  }
+}
+
+function reportHandlerError(msgJson: string, err: unknown): void {
+  post({ type: 'handler-error', msgJson, error: String((err as Error)?.message ?? err) });
+}
+
+async function start(opts: IInitOptions): Promise<void> {
+  options = opts;
+  const timings: Record<string, number> = {};
+  let phase = 'fetching the manifest';
+  try {
+    const base = opts.indexURL.endsWith('/') ? opts.indexURL : opts.indexURL + '/';
+    const manifestResp = await fetch(base + 'ck-manifest.json');
+    if (!manifestResp.ok) {
+      throw new Error(`HTTP ${manifestResp.status} for ${manifestResp.url}`);
+    }
+    const manifest = (await manifestResp.json()) as IManifest;
+    phase = 'loading Pyodide';
+    post({ type: 'progress', phase, elapsedMs: elapsed() });
+    const mod = await import(/* webpackIgnore: true */ base + 'pyodide.mjs');
+    const logs: string[] = [];
+    pyodide = (await mod.loadPyodide({
+      indexURL: base,
+      lockFileURL: base + 'pyodide-lock.json',
+      stdout: (text: string) => post({ type: 'log', level: 'info', text }),
+      stderr: (text: string) => post({ type: 'log', level: 'warn', text })
+    })) as IPyodide;
+    timings.loadPyodide = elapsed();
+    phase = 'loading packages';
+    post({ type: 'progress', phase, elapsedMs: elapsed() });
+    const errors: string[] = [];
+    await pyodide.loadPackage(manifest.packages, {
+      messageCallback: (m: string) => logs.push(m),
+      errorCallback: (m: string) => errors.push(m)
+    });
+    timings.loadPackages = elapsed();
+    phase = 'checking imports';
+    // loadPackage does not fail when a file is missing: prove every module imports.
+    const check = pyodide.runPython(`
+import importlib, json
+_missing = []
+for _name in ${JSON.stringify(manifest.imports)}:
+    try:
+        importlib.import_module(_name)
+    except BaseException as _e:
+        _missing.append(f"{_name}: {type(_e).__name__}: {_e}")
+json.dumps(_missing)
+`) as string;
+    const missing = JSON.parse(check) as string[];
+    if (missing.length) {
+      throw new Error(
+        `required Python packages could not be imported: ${missing.join('; ')}` +
+          (errors.length ? `\nloadPackage reported: ${errors.join('; ')}` : '')
+      );
+    }
+    timings.imports = elapsed();
+    phase = 'starting the kernel';
+    if (opts.interruptBuffer) {
+      const all = new Int32Array(opts.interruptBuffer);
+      interruptArray = all;
+      pyodide.setInterruptBuffer(all.subarray(0, 1));
+    }
+    pyodide.runPython(GLUE);
+    const startFn = pyodide.globals.get('_ck_start');
+    const canInput = !!(opts.stdinBuffer || opts.browsingContextId);
+    const result = startFn(sendOut, canInput ? inputRequest : null) as IPyProxy & {
+      toJs(): IPyProxy[];
+    };
+    [receive, interruptKernel] = result.toJs();
+    result.destroy();
+    startFn.destroy();
+    timings.started = elapsed();
+    post({ type: 'ready', elapsedMs: elapsed(), timings });
+    const pending = queue;
+    queue = [];
+    for (const m of pending) {
+      deliver(m.msgJson, m.buffers);
+    }
+  } catch (err) {
+    failed = true;
+    const e = err as Error;
+    post({
+      type: 'load-error',
+      error: `concurrent kernel failed while ${phase}: ${e?.message ?? String(err)}`
+    });
+  }
+}
+
+function onInterrupt(seq: number): void {
+  let escalated = false;
+  if (interruptArray) {
+    // Claim the handshake; if the main thread already escalated, the interrupt
+    // buffer was set for blocking code and must not fire again later.
+    const old = Atomics.compareExchange(interruptArray, 1, seq, 0);
+    if (old === -seq) {
+      escalated = true;
+      Atomics.store(interruptArray, 1, 0);
+      Atomics.store(interruptArray, 0, 0);
+    }
+  }
+  post({ type: 'interrupt-ack', seq, escalated });
+  if (!escalated && interruptKernel) {
+    try {
+      interruptKernel();
+    } catch (err) {
+      post({ type: 'log', level: 'error', text: `interrupt failed: ${err}` });
+    }
+  }
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker>): void => {
+  const data = ev.data;
+  switch (data.type) {
+    case 'init':
+      void start(data.options);
+      break;
+    case 'msg':
+      if (failed) {
+        return;
+      }
+      if (receive) {
+        deliver(data.msgJson, data.buffers);
+      } else {
+        queue.push({ msgJson: data.msgJson, buffers: data.buffers });
+      }
+      break;
+    case 'interrupt':
+      onInterrupt(data.seq);
+      break;
+  }
+};
+
+export { STDIN_BUFFER_BYTES };
