@@ -35,4 +35,15 @@ PYEOF
   || { cat "$ROOT/lite-site/.build.log"; exit 1; }
 cd "$ROOT"
 cp lite-site/pages/*.html "$OUT/"
+# Merge our runtime settings last (jupyterlite's addons rewrite jupyter-lite.json).
+"$VENV/bin/python" - "$OUT/jupyter-lite.json" lite-site/jupyter-lite.json <<'PYEOF'
+import json, sys
+out, ours = sys.argv[1:]
+def merge(a, b):
+    for k, v in b.items():
+        a[k] = merge(a.get(k, {}), v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+    return a
+data = merge(json.load(open(out)), json.load(open(ours)))
+json.dump(data, open(out, "w"), indent=1)
+PYEOF
 echo "[site] built $OUT ($(du -sh "$OUT" | cut -f1))"
