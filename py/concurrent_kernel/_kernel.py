@@ -171,6 +171,9 @@ class Kernel:
                 content = await self.handlers.dispatch(incoming, lane, mode)
             if content is not None:
                 self.reply(incoming, reply_type(msg_type), content)
+        except RequestError as exc:
+            log.warning("%s: %s: %s", msg_type, exc.ename, exc.evalue)
+            self.reply(incoming, reply_type(msg_type), exc.content())
         except Exception as exc:  # a handler bug must still produce a reply
             log.exception("error handling %s", msg_type)
             if msg_type.endswith("_request"):

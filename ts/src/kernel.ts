@@ -122,6 +122,9 @@ export class ConcurrentKernel implements IKernel {
       this._replyWithError(m, 'KernelLoadError', this._loadError);
       return;
     }
+    if (m.header.session) {
+      this._lastSession = m.header.session;
+    }
     if (m.header.msg_type.endsWith('_request')) {
       this._pending.set(m.header.msg_id, m);
     }
@@ -213,6 +216,7 @@ export class ConcurrentKernel implements IKernel {
         if (data.buffers.length) {
           msg.buffers = data.buffers;
         }
+        this._route(msg);
         this._track(msg);
         this._sendMessage(msg as KernelMessage.IMessage);
         break;
@@ -274,6 +278,18 @@ export class ConcurrentKernel implements IKernel {
     Atomics.store(state, 0, 1);
     Atomics.notify(state, 0);
     this._awaitingInput = false;
+  }
+
+  /**
+   * LiteKernelClient picks the client socket by header.session: use the
+   * session of the request (or the last client seen for unparented messages).
+   */
+  private _route(msg: AnyMsg): void {
+    const parentSession = (msg.parent_header as Partial<KernelMessage.IHeader> | undefined)?.session;
+    const session = parentSession || this._lastSession;
+    if (session && msg.header) {
+      msg.header.session = session;
+    }
   }
 
   /** Remember which execute requests are running (for interrupt notices). */
@@ -373,6 +389,7 @@ export class ConcurrentKernel implements IKernel {
   private _ackedSeq = 0;
   private _pythonReady = false;
   private _loadError: string | null = null;
+  private _lastSession = '';
   private _pending = new Map<string, AnyMsg>();
   private _executing = new Map<string, AnyMsg>();
   private _timings: Record<string, number> = {};

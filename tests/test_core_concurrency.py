@@ -1,0 +1,162 @@
+"""Concurrent message handling: lanes, run modes, comms while awaiting, interrupts, background tasks."""
+
+import anyio
+import pytest
+
+from memory_client import of_type, stdout_of
+
+pytestmark = pytest.mark.anyio
+
+AWAIT_EVENT = (
+    "import aiologic\n"
+    "from comm import get_comm_manager\n"
+    "clicked = aiologic.Event()\n"
+    "def target(comm, msg):\n"
+    "    comm.on_msg(lambda m: clicked.set())\n"
+    "get_comm_manager().register_target('clicker', target)\n"
+)
+
+
+async def test_kernel_info_and_comm_info_while_cell_awaits(client):
+    running = client.send("shell", "execute_request", {"code": "import anyio\nawait anyio.sleep(2)\n'done'"})
+    await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == running)
+    for channel in ("shell", "control"):
+        reply, _ = await client.request(channel, "kernel_info_request", timeout=1.5)
+        assert reply["content"]["protocol_version"] == "5.5"
+    reply, _ = await client.request("shell", "comm_info_request", timeout=1.5)
+    assert reply["content"]["status"] == "ok"
+    assert not any(c == "shell" and m["parent_header"].get("msg_id") == running for c, m in client.received)
+    assert (await client.reply(running))["content"]["status"] == "ok"
+
+
+async def test_cell_awaiting_comm_message_completes(client):
+    reply, _ = await client.execute(AWAIT_EVENT)
+    assert reply["content"]["status"] == "ok", reply
+    waiting = client.send("shell", "execute_request", {"code": "await clicked\n'clicked'"})
+    await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == waiting)
+    client.send("shell", "comm_open", {"comm_id": "c1", "target_name": "clicker", "data": {}})
+    client.send("shell", "comm_msg", {"comm_id": "c1", "data": {"method": "click"}})
+    reply = await client.reply(waiting, timeout=5)
+    assert reply["content"]["status"] == "ok"
+    info, _ = await client.request("shell", "comm_info_request", {"target_name": "clicker"})
+    assert info["content"]["comms"] == {"c1": {"target_name": "clicker"}}
+    info, _ = await client.request("shell", "comm_info_request", {"target_name": "other"})
+    assert info["content"]["comms"] == {}
+
+
+async def test_kernel_comm_open_carries_cell_parent(client):
+    reply, outputs = await client.execute("from comm import create_comm\nc = create_comm(target_name='t', data={'a': 1})")
+    assert reply["content"]["status"] == "ok", reply
+    [opened] = of_type(outputs, "comm_open")
+    assert opened["content"]["target_name"] == "t" and opened["content"]["data"] == {"a": 1}
+    assert opened["parent_header"]["msg_id"] == reply["parent_header"]["msg_id"]
+
+
+@pytest.mark.parametrize(
+    ("how", "kw"),
+    [
+        ("comment", {"content": {"code": "# task\nimport anyio\nawait anyio.sleep(0)\n'task ran'"}}),
+        ("tag", {"metadata": {"tags": ["task"]}}),
+        ("metadata", {"metadata": {"run_mode": "task"}}),
+        ("header", {"header": {"run_mode": "task"}}),
+    ],
+)
+async def test_task_mode_runs_beside_a_queued_cell(client, how, kw):
+    blocker = client.send("shell", "execute_request", {"code": "import anyio\nawait anyio.sleep(3)"})
+    await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == blocker)
+    kw = dict(kw)
+    content = kw.pop("content", {"code": "import anyio\nawait anyio.sleep(0)\n'task ran'"})
+    task = client.send("shell", "execute_request", content, **kw)
+    reply = await client.reply(task, timeout=2.5)
+    assert reply["content"]["status"] == "ok"
+    assert not any(c == "shell" and m["parent_header"].get("msg_id") == blocker for c, m in client.received)
+    await client.reply(blocker)
+
+
+async def test_thread_mode_runs_in_a_worker_thread(client):
+    reply, outputs = await client.execute("# thread\nimport threading\nprint(threading.current_thread().name)")
+    assert reply["content"]["status"] == "ok", reply
+    assert stdout_of(outputs).startswith("cell-")
+
+
+async def test_invalid_run_mode_is_an_error_and_does_not_run(client):
+    reply, outputs = await client.execute("print('ran')", metadata={"run_mode": "sideways"})
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "InvalidRunMode"
+    assert stdout_of(outputs) == ""
+
+
+async def test_output_from_task_lands_in_its_own_cell(client):
+    reply, _ = await client.execute(
+        "import anyio\n"
+        "async def later():\n"
+        "    await anyio.sleep(0.3)\n"
+        "    print('from background')\n"
+        "name = get_ipython().kernel.background.spawn(later)"
+    )
+    starter = reply["parent_header"]["msg_id"]
+    other, outputs = await client.execute("import anyio\nawait anyio.sleep(0.6)\nprint('other')")
+    assert stdout_of(outputs) == "other\n"
+    await client.wait_for(lambda c, m: m["msg_type"] == "stream" and m["parent_header"].get("msg_id") == starter)
+    assert stdout_of(client.children(starter)) == "from background\n"
+
+
+async def test_background_tasks_list_and_stop(client):
+    reply, _ = await client.execute(
+        "import anyio\n"
+        "async def forever():\n"
+        "    while True:\n"
+        "        await anyio.sleep(0.05)\n"
+        "get_ipython().kernel.background.spawn(forever, name='ticker')"
+    )
+    assert reply["content"]["status"] == "ok", reply
+    _, outputs = await client.execute("%tasks")
+    assert "ticker" in stdout_of(outputs)
+    _, outputs = await client.execute("%stop ticker")
+    assert "stopping 'ticker'" in stdout_of(outputs)
+    await anyio.sleep(0.2)
+    _, outputs = await client.execute("%tasks")
+    assert "ticker" not in stdout_of(outputs)
+
+
+async def test_background_exception_does_not_kill_the_loop(client):
+    reply, _ = await client.execute(
+        "async def boom():\n    raise ValueError('bad')\nget_ipython().kernel.background.spawn(boom)"
+    )
+    starter = reply["parent_header"]["msg_id"]
+    await client.wait_for(lambda c, m: m["msg_type"] == "stream" and m["parent_header"].get("msg_id") == starter)
+    await anyio.sleep(0.1)
+    assert "ValueError: bad" in stdout_of(client.children(starter), "stderr")
+    reply, _ = await client.execute("'alive'")
+    assert reply["content"]["status"] == "ok"
+
+
+async def test_interrupt_awaiting_cell(client, anyio_backend):
+    running = client.send("shell", "execute_request", {"code": "import anyio\nawait anyio.sleep(100)"})
+    queued = client.send("shell", "execute_request", {"code": "'queued'"})
+    await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == running)
+    reply, _ = await client.request("control", "interrupt_request")
+    assert reply["content"]["status"] == "ok"
+    interrupted = await client.reply(running, timeout=5)
+    assert interrupted["content"]["status"] == "error"
+    assert interrupted["content"]["ename"] == "KeyboardInterrupt"
+    assert (await client.reply(queued))["content"]["status"] == "aborted"
+    reply, _ = await client.execute("'alive'")
+    assert reply["content"]["status"] == "ok"
+
+
+async def test_interrupt_thread_cell(client):
+    running = client.send("shell", "execute_request", {"code": "# thread\nwhile True:\n    pass"})
+    await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == running)
+    await anyio.sleep(0.2)
+    await client.request("control", "interrupt_request")
+    interrupted = await client.reply(running, timeout=5)
+    assert interrupted["content"]["ename"] == "KeyboardInterrupt"
+
+
+async def test_callers_magic_lists_running_cells(client):
+    running = client.send("shell", "execute_request", {"code": "import anyio\nawait anyio.sleep(1)"})
+    await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == running)
+    _, outputs = await client.execute("# task\n%callers")
+    text = stdout_of(outputs)
+    assert "Control" in text and "awaiting" in text and "running" in text
+    await client.reply(running)
