@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from memory_client import MemoryClient  # noqa: E402
+from memory_client import MemoryClient
 
 
 @pytest.fixture(params=["asyncio", "trio"])

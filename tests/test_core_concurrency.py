@@ -45,7 +45,8 @@ async def test_cell_awaiting_comm_message_completes(client):
 
 
 async def test_kernel_comm_open_carries_cell_parent(client):
-    reply, outputs = await client.execute("from comm import create_comm\nc = create_comm(target_name='t', data={'a': 1})")
+    code = "from comm import create_comm\nc = create_comm(target_name='t', data={'a': 1})"
+    reply, outputs = await client.execute(code)
     assert reply["content"]["status"] == "ok", reply
     [opened] = of_type(outputs, "comm_open")
     assert opened["content"]["target_name"] == "t" and opened["content"]["data"] == {"a": 1}
@@ -94,7 +95,7 @@ async def test_output_from_task_lands_in_its_own_cell(client):
         "name = get_ipython().kernel.background.spawn(later)"
     )
     starter = reply["parent_header"]["msg_id"]
-    other, outputs = await client.execute("import anyio\nawait anyio.sleep(0.6)\nprint('other')")
+    _other, outputs = await client.execute("import anyio\nawait anyio.sleep(0.6)\nprint('other')")
     assert stdout_of(outputs) == "other\n"
     await client.wait_for(lambda c, m: m["msg_type"] == "stream" and m["parent_header"].get("msg_id") == starter)
     assert stdout_of(client.children(starter)) == "from background\n"

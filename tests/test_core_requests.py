@@ -77,7 +77,7 @@ async def test_subshells(client):
     assert listed["content"]["subshell_id"] == [subshell_id]
     blocker = client.send("shell", "execute_request", {"code": "import anyio\nawait anyio.sleep(3)"})
     await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == blocker)
-    reply, outputs = await client.execute("'in subshell'", header={"subshell_id": subshell_id}, timeout=2.5)
+    reply, _outputs = await client.execute("'in subshell'", header={"subshell_id": subshell_id}, timeout=2.5)
     assert reply["content"]["status"] == "ok"
     assert reply["header"]["subshell_id"] == subshell_id
     deleted, _ = await client.request("control", "delete_subshell_request", {"subshell_id": subshell_id})

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything this repo needs into .venv (Python deps, kernelspec, browser toolchain and site) and run
+# every test. Extra arguments go to pytest. Works on a fresh machine; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q -U pip
+"$VENV/bin/python" -m pip install -q -e ".[test,bench]"
+"$VENV/bin/concurrent-kernel" install --sys-prefix
+if [ -f scripts/setup-browser.sh ]; then
+    VENV="$VENV" bash scripts/setup-browser.sh
+fi
+"$VENV/bin/ruff" check .
+set +e
+"$VENV/bin/python" -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests (exit code 5): nothing to run for: $*" >&2
+    status=0
+fi
+exit "$status"
