@@ -100,7 +100,7 @@ class ZMQTransport:
             with self._pushers_lock:
                 self._pushers.append(pusher)
         try:
-            pusher.send_multipart([channel.encode(), *frames], copy=False)
+            pusher.send_multipart([channel.encode(), *frames])
         except zmq.ZMQError:
             if not self._closing:
                 raise
@@ -143,10 +143,10 @@ class ZMQTransport:
         outbox, sockets = self._outbox, self.sockets
         while True:
             try:
-                frames = outbox.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = outbox.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            sockets[frames[0].bytes.decode()].send_multipart(frames[1:], copy=False)
+            sockets[frames[0].decode()].send_multipart(frames[1:])
 
     def _receive(self, channel: str, sock: zmq.Socket[Any]) -> None:
         while True:
