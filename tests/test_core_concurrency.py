@@ -161,3 +161,32 @@ async def test_callers_magic_lists_running_cells(client):
     text = stdout_of(outputs)
     assert "Control" in text and "awaiting" in text and "running" in text
     await client.reply(running)
+
+
+async def test_thread_magic_runs_code_in_a_worker_thread(client):
+    reply, outputs = await client.execute("%thread import threading; print(threading.current_thread().name)")
+    assert reply["content"]["status"] == "ok", reply
+    assert stdout_of(outputs) == "magic-" + client.kernel.backend + "\n"
+    reply, outputs = await client.execute("%%thread\nimport threading\nprint('cell', threading.current_thread().name)")
+    assert stdout_of(outputs).startswith("cell magic-")
+
+
+@pytest.mark.parametrize("other", ["asyncio", "trio"])
+async def test_backend_magics(client, other):
+    code = (
+        f"%%{other}\n"
+        "import sniffio, threading\n"
+        f"import {other}\n"
+        f"await {other}.sleep(0)\n"
+        "print(sniffio.current_async_library(), threading.current_thread().name == 'MainThread')"
+    )
+    reply, outputs = await client.execute(code)
+    assert reply["content"]["status"] == "ok", reply
+    same_thread = other == client.kernel.backend
+    assert stdout_of(outputs) == f"{other} {same_thread}\n"
+
+
+async def test_error_inside_thread_magic_fails_the_cell(client):
+    reply, _ = await client.execute("%thread 1/0")
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "ZeroDivisionError"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import threading
 from typing import TYPE_CHECKING, Any
 
-from IPython.core.magic import Magics, line_magic, magics_class
+import aiologic
+import anyio
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+
+from ._context import current_execution, current_parent
+from ._loops import IS_PYODIDE, backend_name
 
 if TYPE_CHECKING:
     from ._kernel import Kernel
@@ -52,6 +58,75 @@ class ConcurrencyMagics(Magics):
         print(f"stopping {name!r}")
 
 
+    @line_cell_magic
+    def thread(self, line: str, cell: str | None = None) -> Any:
+        """Run code in a new worker thread with its own event loop: `%thread CODE` or `%%thread`."""
+        return self._run_elsewhere(cell if cell is not None else line, self.kernel.backend)
+
+    @line_cell_magic
+    def trio(self, line: str, cell: str | None = None) -> Any:
+        """Run code with the trio backend: `%trio await trio.sleep(1)` or `%%trio`."""
+        return self._run_with_backend("trio", cell if cell is not None else line)
+
+    @line_cell_magic
+    def asyncio(self, line: str, cell: str | None = None) -> Any:
+        """Run code with the asyncio backend: `%asyncio await asyncio.sleep(1)` or `%%asyncio`."""
+        return self._run_with_backend("asyncio", cell if cell is not None else line)
+
+    def _run_with_backend(self, backend: str, code: str) -> Any:
+        if backend_name() == backend:  # already on that backend: run right here, in this cell's task
+            return _run_code(self.shell, code)
+        return self._run_elsewhere(code, backend)
+
+    async def _run_elsewhere(self, code: str, backend: str) -> None:
+        """Run `code` on a fresh event loop in a worker thread; this cell's context (and output) goes along."""
+        if IS_PYODIDE:
+            raise RuntimeError("this needs a thread, and Pyodide has no threads; run the code in the cell directly")
+        done = aiologic.Event()
+        parent, execution = current_parent.get(), current_execution.get()
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            # Only our context goes along: a copied context would tell anyio a loop already runs here.
+            current_parent.set(parent)
+            current_execution.set(execution)
+            try:
+                anyio.run(_run_code, self.shell, code, backend=backend)
+            except BaseException as exc:
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name=f"magic-{backend}", daemon=True).start()
+        await done
+        if failure:
+            raise failure[0]
+
+
+async def _run_code(shell: Any, code: str) -> None:
+    await shell.run_cell_async(code, store_history=False, transformed_cell=shell.transform_cell(code))
+
+
+_ASYNC_MAGICS = frozenset({"thread", "trio", "asyncio"})
+
+
+class AwaitAsyncMagics(ast.NodeTransformer):
+    """Await the result of %thread / %trio / %asyncio, so the cell waits for the code they run elsewhere."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in ("run_line_magic", "run_cell_magic")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value in _ASYNC_MAGICS
+        ):
+            return ast.copy_location(ast.Await(value=node), node)
+        return node
+
+
 def _print_table(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
@@ -62,3 +137,4 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 def register_magics(shell: Any, kernel: Kernel) -> None:
     shell.register_magics(ConcurrencyMagics(shell, kernel))
+    shell.ast_transformers.append(AwaitAsyncMagics())
