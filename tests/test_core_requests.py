@@ -41,8 +41,11 @@ async def test_history(client):
                                                                  "output": False, "include_latest": True})
     assert [item[2] for item in reply["content"]["history"]] == ["b = 2", "a = 1"]
     reply, _ = await client.request("shell", "history_request", {"hist_access_type": "tail", "n": 2, "raw": True,
-                                                                 "output": False})
+                                                                 "output": False, "include_latest": False})
     assert [item[2] for item in reply["content"]["history"]] == ["a = 1", "b = 2"]
+    reply, _ = await client.request("shell", "history_request", {"hist_access_type": "tail", "n": 1, "raw": True,
+                                                                 "output": False})
+    assert [item[2] for item in reply["content"]["history"]] == ["a = 1"]
     reply, _ = await client.request("shell", "history_request", {"hist_access_type": "range", "session": 0,
                                                                  "start": 1, "stop": 3, "raw": True,
                                                                  "output": False})

@@ -261,7 +261,10 @@ class Handlers:
         output = bool(content.get("output", False))
         if access == "tail":
             n = int(content.get("n") or 10)
-            items = history.get_tail(n, raw=raw, output=output, include_latest=bool(content.get("include_latest")))
+            # A history_request is not itself a cell, so the latest cell belongs in the tail unless asked otherwise.
+            include_latest = content.get("include_latest")
+            include_latest = True if include_latest is None else bool(include_latest)
+            items = history.get_tail(n, raw=raw, output=output, include_latest=include_latest)
         elif access == "range":
             items = history.get_range(
                 int(content.get("session") or 0), int(content.get("start") or 1), content.get("stop"),
