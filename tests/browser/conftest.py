@@ -1,0 +1,104 @@
+"""Fixtures for the browser tests: the built site served locally, headless Chromium, request recording.
+
+The site must be built first (`bash scripts/setup-browser.sh`, or `npm run lite:build`); a missing site
+or browser is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = ROOT / "lite-site" / "_output"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+
+def _serve_module() -> Any:
+    spec = importlib.util.spec_from_file_location("serve_site", ROOT / "scripts" / "serve-site.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def site_dir() -> Path:
+    if not (SITE / "index.html").exists() or not (SITE / "extensions" / "concurrent-kernel").is_dir():
+        pytest.fail(f"the site is not built at {SITE}: run `bash scripts/setup-browser.sh` (or npm run lite:build)")
+    return SITE
+
+
+@pytest.fixture(scope="session")
+def base_url(site_dir: Path) -> Iterator[str]:
+    """The site served with COOP/COEP headers (cross-origin isolated)."""
+    server, url = _serve_module().serve_in_thread(site_dir, 0, True)
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def plain_url(site_dir: Path) -> Iterator[str]:
+    """The same site without COOP/COEP (not cross-origin isolated)."""
+    server, url = _serve_module().serve_in_thread(site_dir, 0, False)
+    yield url
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/setup-browser.sh` (apt-get install chromium)")
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture
+def requests_seen(context: Any) -> Iterator[list[str]]:
+    """Every request of the context (pages and their workers); the test fails on any non-local one."""
+    seen: list[str] = []
+    context.on("request", lambda request: seen.append(request.url))
+    yield seen
+    outside = [u for u in seen if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in LOCAL_HOSTS]
+    assert not outside, f"requests left the machine: {outside[:10]}"
+
+
+@pytest.fixture
+def page(page: Any, requests_seen: list[str]) -> Any:
+    """pytest-playwright's page, with console errors echoed and requests checked."""
+    logs: list[str] = []
+    page.on("console", lambda m: logs.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: logs.append(f"pageerror: {e}"))
+    page.console_logs = logs
+    page.set_default_timeout(60_000)
+    return page
+
+
+def kernel_workers(page: Any) -> list[str]:
+    """URLs of the kernel Web Workers alive in the page."""
+    return [w.url for w in page.workers if "ck-worker" in w.url]
