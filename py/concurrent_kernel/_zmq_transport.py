@@ -137,6 +137,8 @@ class ZMQTransport:
                 except zmq.ContextTerminated:
                     return
                 except Exception:
+                    if self._closing:  # sockets closed under us at shutdown
+                        return
                     log.exception("error in the ZMQ I/O thread")
 
     def _forward_outgoing(self) -> None:
