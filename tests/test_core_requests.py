@@ -145,3 +145,24 @@ async def test_shutdown_reply(client):
     with anyio.fail_after(5):
         while not client.kernel.closed:
             await anyio.sleep(0.01)
+
+
+async def test_subshell_runs_while_main_shell_is_blocked(client):
+    created, _ = await client.request("control", "create_subshell_request")
+    subshell_id = created["content"]["subshell_id"]
+    blocker = client.send("shell", "execute_request", {"code": "# thread\nimport time\ntime.sleep(0)"})
+    await client.reply(blocker)
+    reply, outputs = await client.execute(
+        "import threading\nthreading.current_thread().name", header={"subshell_id": subshell_id}
+    )
+    assert reply["content"]["status"] == "ok"
+    [result] = of_type(outputs, "execute_result")
+    assert result["content"]["data"]["text/plain"] == f"'subshell-{subshell_id[:8]}'"
+    await client.request("control", "delete_subshell_request", {"subshell_id": subshell_id})
+    reply, outputs = await client.execute("'gone'", header={"subshell_id": subshell_id})
+    assert reply["content"]["ename"] == "SubshellNotFound"
+
+
+async def test_non_string_subshell_id_is_an_error(client):
+    reply, _ = await client.execute("'x'", header={"subshell_id": ["not", "a", "string"]})
+    assert reply["content"]["ename"] == "SubshellNotFound"

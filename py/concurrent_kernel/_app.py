@@ -54,10 +54,22 @@ def _watch_parent() -> None:
     if parent <= 0:
         return
 
+    first_ppid = os.getppid()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
     def poll() -> None:
+        # Reparenting catches a launcher that is our direct parent; kill(0) catches one further up the tree.
         while True:
             time.sleep(1.0)
-            if os.getppid() != parent:
+            if os.getppid() != first_ppid or not alive(parent):
                 log.warning("parent process %s is gone; exiting", parent)
                 os._exit(1)
 

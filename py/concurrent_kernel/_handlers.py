@@ -6,7 +6,6 @@ import logging
 import platform
 import sys
 import threading
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -330,13 +329,11 @@ class Handlers:
         raise RequestError("DebuggerUnavailable", "concurrent-kernel has no debugger yet")
 
     async def create_subshell_request(self, incoming: Incoming) -> dict[str, Any]:
-        subshell_id = uuid.uuid4().hex
-        self.kernel.subshells[subshell_id] = {}
-        return {"status": ReplyStatus.OK, "subshell_id": subshell_id}
+        return {"status": ReplyStatus.OK, "subshell_id": await self.kernel.create_subshell()}
 
     async def delete_subshell_request(self, incoming: Incoming) -> dict[str, Any]:
         subshell_id = incoming.msg["content"]["subshell_id"]
-        if self.kernel.subshells.pop(subshell_id, None) is None:
+        if not self.kernel.delete_subshell(subshell_id):
             raise RequestError("SubshellNotFound", f"no subshell with id {subshell_id!r}")
         return {"status": ReplyStatus.OK}
 

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -56,7 +57,8 @@ class Kernel:
         self.messages = MessageFactory(session=session)
         self.streams = StreamBuffer(self._publish_stream, self._schedule_flush)
         self.executions: set[Execution] = set()
-        self.subshells: dict[str, dict[str, Any]] = {}
+        #: subshell_id -> the hub running its execute queue (its own thread under CPython; the main hub in Pyodide)
+        self.subshells: dict[str, Hub] = {}
         self.closed = False
         self.restart_requested = False
         self.main_hub = Hub("main", self._route)
@@ -98,7 +100,11 @@ class Kernel:
                 log.error("dropping %s received on unknown channel %r", msg_type, channel)
                 return
             incoming = Incoming(channel, msg, reply_to)
-            if channel == Channel.SHELL and msg_type in _MAIN_LOOP_SHELL_TYPES:
+            if channel == Channel.SHELL and msg_type == MsgType.EXECUTE_REQUEST:
+                subshell_id = header.get("subshell_id")
+                hub = self.subshells.get(subshell_id, self.main_hub) if isinstance(subshell_id, str) else self.main_hub
+                hub.put(incoming)
+            elif channel == Channel.SHELL and msg_type in _MAIN_LOOP_SHELL_TYPES:
                 self.main_hub.put(incoming)
             else:
                 self.control_hub.put(incoming)
@@ -110,7 +116,7 @@ class Kernel:
         msg_type = incoming.msg_type
         if msg_type == MsgType.EXECUTE_REQUEST:
             subshell_id = header_of(incoming.msg).get("subshell_id")
-            if subshell_id is not None and subshell_id not in self.subshells:
+            if subshell_id is not None and (not isinstance(subshell_id, str) or subshell_id not in self.subshells):
                 error = RequestError("SubshellNotFound", f"no subshell with id {subshell_id!r}")
                 hub.spawn(partial(self.handle, incoming, None, error))
                 return
@@ -273,6 +279,31 @@ class Kernel:
             self.control_hub.stop()
             self._restore_io()
 
+    async def create_subshell(self) -> str:
+        """A subshell gets its own execute queue; under CPython on its own thread and loop, so it runs while the
+        main shell is blocked."""
+        subshell_id = uuid.uuid4().hex
+        if not self.use_threads:
+            self.subshells[subshell_id] = self.main_hub
+            return subshell_id
+        hub = Hub(f"subshell {subshell_id[:8]}", self._route)
+        thread = threading.Thread(
+            target=anyio.run, args=(hub.run,), kwargs={"backend": self.backend},
+            name=f"subshell-{subshell_id[:8]}", daemon=True,
+        )
+        thread.start()
+        await hub.started
+        self.subshells[subshell_id] = hub
+        return subshell_id
+
+    def delete_subshell(self, subshell_id: str) -> bool:
+        hub = self.subshells.pop(subshell_id, None)
+        if hub is None:
+            return False
+        if hub is not self.main_hub:
+            hub.stop()
+        return True
+
     def _run_control_thread(self) -> None:
         async def control_main() -> None:
             async with anyio.create_task_group() as tg:
@@ -289,6 +320,8 @@ class Kernel:
             hook()
         if self.executions:
             self.request_interrupt()
+        for subshell_id in list(self.subshells):
+            self.delete_subshell(subshell_id)
         self.main_hub.stop()
 
     def _install_io(self) -> None:
