@@ -88,15 +88,24 @@ def requests_seen(context: Any) -> Iterator[list[str]]:
     assert not outside, f"requests left the machine: {outside[:10]}"
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def page(page: Any, requests_seen: list[str]) -> Any:
-    """pytest-playwright's page, with console errors echoed and requests checked."""
+def page(page: Any, requests_seen: list[str], request: pytest.FixtureRequest) -> Iterator[Any]:
+    """pytest-playwright's page, with requests checked; its console is printed when the test fails."""
     logs: list[str] = []
     page.on("console", lambda m: logs.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: logs.append(f"pageerror: {e}"))
-    page.console_logs = logs
     page.set_default_timeout(60_000)
-    return page
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print("\n--- browser console (last 60 lines) ---\n" + "\n".join(line[:400] for line in logs[-60:]))
 
 
 def kernel_workers(page: Any) -> list[str]:

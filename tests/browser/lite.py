@@ -51,13 +51,23 @@ async ({path}) => {
 """
 
 _RUN = """
-({path, i}) => {
+async ({path, i}) => {
   const app = window.jupyterapp;
   const panel = window.__ck[path];
   app.shell.activateById(panel.id);
+  // notebook:run-cell acts on the current notebook: wait until it is this one.
+  for (let n = 0; n < 100 && app.shell.currentWidget !== panel; n++) {
+    await new Promise(r => setTimeout(r, 20));
+  }
+  if (app.shell.currentWidget !== panel) { throw new Error('could not activate ' + path); }
   panel.content.activeCellIndex = i;
   panel.content.deselectAll();
-  void app.commands.execute('notebook:run-cell');
+  window.__ckRuns = window.__ckRuns || {};
+  const key = path + '#' + i;
+  const run = {done: false, error: null};
+  window.__ckRuns[key] = run;
+  app.commands.execute('notebook:run-cell').then(
+    () => { run.done = true; }, (e) => { run.done = true; run.error = String(e); });
   return true;
 }
 """
@@ -69,6 +79,7 @@ _CELL = """
     outputs: cell.model.outputs.toJSON(),
     prompt: cell.promptNode ? cell.promptNode.textContent : '',
     count: cell.model.executionCount,
+    run: (window.__ckRuns || {})[path + '#' + i] || null,
   };
 }
 """
@@ -113,7 +124,7 @@ class Notebook:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             c = self.cell(i)
-            if c["count"] is not None and "*" not in c["prompt"]:
+            if c["run"] is not None and c["run"]["done"] and "*" not in c["prompt"]:
                 return c["outputs"]
             time.sleep(0.05)
         raise AssertionError(f"cell {i} of {self.path} still running after {timeout}s: {self.cell(i)}")

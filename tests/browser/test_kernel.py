@@ -141,6 +141,13 @@ def test_thread_mode_fails_clearly(page: Any, base_url: str) -> None:
     assert nb.run_and_wait(1)[0]["data"]["text/plain"] == "2"
 
 
+def _wait_workers(page: Any, n: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while len(kernel_workers(page)) != n and time.monotonic() < deadline:
+        page.wait_for_timeout(100)  # lets Playwright process worker events (time.sleep would not)
+    assert len(kernel_workers(page)) == n, kernel_workers(page)
+
+
 def _interrupt_from_toolbar(page: Any) -> None:
     page.locator('.jp-NotebookPanel-toolbar [data-command="notebook:interrupt-kernel"]').first.click()
 
@@ -182,7 +189,7 @@ def test_interrupt_without_isolation(page: Any, plain_url: str) -> None:
     # Restart is the way out, and leaves one worker.
     nb.js("await kernel.restart();")
     nb.wait_kernel()
-    assert len(kernel_workers(page)) == 1
+    _wait_workers(page, 1)
 
 
 def test_restart_shutdown_and_second_notebook(page: Any, base_url: str) -> None:
@@ -190,35 +197,25 @@ def test_restart_shutdown_and_second_notebook(page: Any, base_url: str) -> None:
     nb1 = new_notebook(page, "one.ipynb", ["a = 41", "a + 1", "'a' in globals()"])
     assert nb1.run_and_wait(0) == []
     assert nb1.run_and_wait(1)[0]["data"]["text/plain"] == "42"
-    assert len(kernel_workers(page)) == 1
+    _wait_workers(page, 1)
 
     nb2 = new_notebook(page, "two.ipynb", ["'a' in globals()"])
     assert nb2.kernel["id"] != nb1.kernel["id"]
     assert nb2.run_and_wait(0)[0]["data"]["text/plain"] == "False"
-    page.wait_for_function("() => true")
-    assert len(kernel_workers(page)) == 2
+    _wait_workers(page, 2)
 
     old_id = nb1.kernel["id"]
     nb1.js("await kernel.restart();")
     nb1.wait_kernel()
     out = nb1.run_and_wait(2, 60)
     assert out[0]["data"]["text/plain"] == "False", "state must be gone after restart"
-    deadline = time.monotonic() + 10
-    while len(kernel_workers(page)) != 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(kernel_workers(page)) == 2, kernel_workers(page)
+    _wait_workers(page, 2)
     assert nb1.kernel["id"] == old_id  # JupyterLite restarts under the same id
 
     nb2.js("await panel.sessionContext.shutdown();")
-    deadline = time.monotonic() + 10
-    while len(kernel_workers(page)) != 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(kernel_workers(page)) == 1, kernel_workers(page)
+    _wait_workers(page, 1)
     nb1.js("await panel.sessionContext.shutdown();")
-    deadline = time.monotonic() + 10
-    while kernel_workers(page) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert kernel_workers(page) == []
+    _wait_workers(page, 0)
     assert page.evaluate("window.concurrentKernels.size") == 0
 
 
@@ -243,18 +240,32 @@ def test_handler_exception_and_malformed_message(page: Any, base_url: str) -> No
     assert nb.run_and_wait(0, 30)[0]["data"]["text/plain"] == "2"
 
 
-def test_failed_package_load_is_reported(page: Any, base_url: str) -> None:
+def test_failed_package_load_is_reported(browser: Any, base_url: str) -> None:
+    """A wheel that cannot be fetched: loadPackage returns quietly, the import check must catch it."""
+    context = browser.new_context(service_workers="block")  # so context.route sees the worker's fetches
+    seen: list[str] = []
+    context.on("request", lambda request: seen.append(request.url))
+    refused: list[str] = []
+
     def refuse(route: Any) -> None:
+        refused.append(route.request.url)
         route.fulfill(status=404, body="missing on purpose")
 
-    page.route("**/pyodide/ipython-*.whl", refuse)
-    open_lab(page, base_url)
-    nb = new_notebook(page, "broken-test.ipynb", ["1+1"], wait=False)
-    nb.wait_kernel()
-    out = nb.run_and_wait(0, 60)
-    text = output_text(out)
-    assert any(o["output_type"] == "error" for o in out), dump(out)
-    assert "KernelLoadError" in text and "IPython" in text, text
+    context.route("**/pyodide/ipython-*.whl", refuse)
+    try:
+        page = context.new_page()
+        open_lab(page, base_url)
+        nb = new_notebook(page, "broken-test.ipynb", ["1+1"], wait=False)
+        nb.wait_kernel()
+        assert "failed to start" in nb.js("return (await kernel.info).banner;")
+        out = nb.run_and_wait(0, 60)
+        text = output_text(out)
+        assert refused, "the ipython wheel was never requested"
+        assert any(o["output_type"] == "error" for o in out), dump(out)
+        assert "KernelLoadError" in text and "IPython" in text, text
+    finally:
+        context.close()
+    assert all(u.startswith(base_url) or u.startswith(("data:", "blob:")) for u in seen), seen
 
 
 def test_embedded_console_prints(page: Any, base_url: str) -> None:

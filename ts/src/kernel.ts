@@ -131,6 +131,7 @@ export class ConcurrentKernel implements IKernel {
     if (m.header.msg_type === 'execute_request') {
       this._executing.set(m.header.msg_id, m);
     }
+    trace('in', m);
     const { buffers, ...rest } = m;
     const out: ArrayBuffer[] = (buffers ?? []).map(b => copyBuffer(b));
     let msgJson: string;
@@ -217,7 +218,9 @@ export class ConcurrentKernel implements IKernel {
           msg.buffers = data.buffers;
         }
         this._route(msg);
+        this._surfaceReplyError(msg);
         this._track(msg);
+        trace('out', msg);
         this._sendMessage(msg as KernelMessage.IMessage);
         break;
       }
@@ -289,6 +292,30 @@ export class ConcurrentKernel implements IKernel {
     const session = parentSession || this._lastSession;
     if (session && msg.header) {
       msg.header.session = session;
+    }
+  }
+
+  /**
+   * An execute_reply with status "error" but no iopub error (e.g. a refused run
+   * mode) would leave the cell without any visible message: publish the error.
+   */
+  private _surfaceReplyError(msg: AnyMsg): void {
+    const parent = msg.parent_header as Partial<KernelMessage.IHeader> | undefined;
+    const parentId = parent?.msg_id;
+    if (!parentId || !msg.header) {
+      return;
+    }
+    if (msg.channel === 'iopub' && msg.header.msg_type === 'error') {
+      this._errored.add(parentId);
+    } else if (msg.header.msg_type === 'execute_reply') {
+      const content = msg.content as { status?: string; ename?: string; evalue?: string; traceback?: string[] };
+      if (content.status === 'error' && !this._errored.has(parentId)) {
+        const ename = content.ename ?? 'Error';
+        const evalue = content.evalue ?? '';
+        const traceback = content.traceback?.length ? content.traceback : [`\u001b[0;31m${ename}\u001b[0m: ${evalue}`];
+        this._emit({ header: parent, channel: 'shell' } as AnyMsg, 'iopub', 'error', { ename, evalue, traceback });
+      }
+      this._errored.delete(parentId);
     }
   }
 
@@ -390,6 +417,7 @@ export class ConcurrentKernel implements IKernel {
   private _pythonReady = false;
   private _loadError: string | null = null;
   private _lastSession = '';
+  private _errored = new Set<string>();
   private _pending = new Map<string, AnyMsg>();
   private _executing = new Map<string, AnyMsg>();
   private _timings: Record<string, number> = {};
@@ -397,6 +425,16 @@ export class ConcurrentKernel implements IKernel {
   private _disposed = new Signal<this, void>(this);
   private _ready = new PromiseDelegate<void>();
   private _started = new PromiseDelegate<void>();
+}
+
+/** Message trace for debugging and tests: set `window.__ckTrace = []` to record. */
+function trace(direction: 'in' | 'out', msg: AnyMsg): void {
+  const sink = (globalThis as unknown as { __ckTrace?: unknown[] }).__ckTrace;
+  if (Array.isArray(sink)) {
+    const { buffers: _b, ...rest } = msg;
+    void _b;
+    sink.push({ direction, ...JSON.parse(JSON.stringify(rest)) });
+  }
 }
 
 function copyBuffer(b: ArrayBuffer | ArrayBufferView): ArrayBuffer {
