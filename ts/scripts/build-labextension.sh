@@ -23,6 +23,13 @@ echo "[build] labextension"
 "$VENV/bin/jupyter-builder" build . >"$CACHE.builder.log" 2>&1 || { cat "$CACHE.builder.log"; exit 1; }
 rm -f "$CACHE.builder.log"
 cp ts/lib/worker.js "$OUT/static/ck-worker.js"
+cat >"$OUT/install.json" <<'JSON'
+{
+  "packageManager": "python",
+  "packageName": "concurrent-kernel",
+  "uninstallInstructions": "Use your Python package manager (pip, conda, etc.) to uninstall the package concurrent-kernel"
+}
+JSON
 
 echo "[build] pyodide assets"
 mkdir -p "$CACHE/wheels" "$CACHE/kernel"
