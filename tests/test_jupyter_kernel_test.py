@@ -80,7 +80,7 @@ class _ConcurrentKernelTests(_KernelspecInTempDir, jkt.KernelTests):
 
     @pytest.mark.xfail(
         strict=True,
-        reason="history tail without include_latest drops the last cell (ipykernel always includes it)",
+        reason="history range for the current session answers session 0, not the session number from tail",
     )
     def test_history(self) -> None:
         # Subtests would report each passing part as a strict XPASS; run them as one plain test instead.
