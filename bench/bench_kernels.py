@@ -1,0 +1,364 @@
+"""Benchmark concurrent-kernel beside ipykernel, interleaved in one run, and print a markdown table.
+
+    python bench/bench_kernels.py [--rounds 3] [--json results.json]
+
+Each round starts both kernels (alternating which goes first), measures each in turn, and shuts it down.
+The table reports medians over rounds and the ratio concurrent / ipykernel measured in this same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+import psutil
+from jupyter_client.blocking import BlockingKernelClient
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+Msg = dict[str, Any]
+KERNELS = ("concurrent", "ipykernel")
+HIST = "--HistoryManager.hist_file=:memory:"
+SPECS = {
+    "concurrent": {
+        "argv": [sys.executable, "-m", "concurrent_kernel", "-f", "{connection_file}", HIST],
+        "interrupt_mode": "message",
+    },
+    "ipykernel": {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", HIST],
+        "interrupt_mode": "signal",
+    },
+}
+#: A request still unanswered after this long while a cell sleeps 3 s is reported as blocked (">").
+BLOCKED_AFTER = 2.5
+LINES = 200_000
+PIPELINED = 1000
+
+
+def write_specs(root: Path) -> Path:
+    for name, spec in SPECS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        full = {"display_name": f"bench {name}", "language": "python", **spec}
+        (root / name / "kernel.json").write_text(json.dumps(full))
+    return root
+
+
+class Bench:
+    """One running kernel and the measurements made on it."""
+
+    def __init__(self, name: str, specs: Path) -> None:
+        self.name = name
+        ksm = KernelSpecManager(kernel_dirs=[str(specs)], ensure_native_kernel=False)
+        self.km = KernelManager(kernel_name=name, kernel_spec_manager=ksm)
+        started = time.perf_counter()
+        self.km.start_kernel()
+        self.kc: BlockingKernelClient = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+        self.cold_start = time.perf_counter() - started
+        self.proc = psutil.Process(self.km.provisioner.process.pid)  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+    # ------------------------------------------------------------ message helpers
+
+    def drain(self) -> None:
+        for get in (self.kc.get_shell_msg, self.kc.get_iopub_msg, self.kc.get_control_msg):
+            while True:
+                try:
+                    get(timeout=0.01)
+                except Empty:
+                    break
+
+    def reply(self, msg_id: str, timeout: float, get: Callable[..., Msg] | None = None) -> Msg | None:
+        get = get or self.kc.get_shell_msg
+        deadline = time.perf_counter() + timeout
+        while (left := deadline - time.perf_counter()) > 0:
+            try:
+                msg = get(timeout=left)
+            except Empty:
+                return None
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+        return None
+
+    def replies(self, ids: set[str], timeout: float) -> dict[str, float]:
+        """Wait for shell replies to all of `ids`; return when each arrived (perf_counter)."""
+        arrived: dict[str, float] = {}
+        deadline = time.perf_counter() + timeout
+        while len(arrived) < len(ids) and (left := deadline - time.perf_counter()) > 0:
+            try:
+                msg = self.kc.get_shell_msg(timeout=left)
+            except Empty:
+                break
+            parent = msg["parent_header"].get("msg_id")
+            if parent in ids:
+                arrived[parent] = time.perf_counter()
+        return arrived
+
+    def iopub_until_idle(self, msg_id: str, timeout: float, keep: Callable[[Msg], None]) -> bool:
+        deadline = time.perf_counter() + timeout
+        while (left := deadline - time.perf_counter()) > 0:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=left)
+            except Empty:
+                return False
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return True
+            keep(msg)
+        return False
+
+    def wait_started(self, msg_id: str, timeout: float = 30) -> bool:
+        """Wait for the cell's first stream output (cells print 'started' before they block)."""
+        deadline = time.perf_counter() + timeout
+        while (left := deadline - time.perf_counter()) > 0:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=left)
+            except Empty:
+                return False
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                return True
+        return False
+
+    def rss_mb(self) -> float:
+        return float(self.proc.memory_info().rss) / 2**20
+
+    # ------------------------------------------------------------ measurements
+
+    def round_trip_p50(self, n: int = 200) -> float:
+        times = []
+        for _ in range(n):
+            started = time.perf_counter()
+            msg_id = self.kc.execute("pass")
+            if self.reply(msg_id, 30) is None:
+                raise RuntimeError("execute round trip timed out")
+            times.append(time.perf_counter() - started)
+        self.drain()
+        return statistics.median(times) * 1000
+
+    def cpu_per_pass(self, n: int = 300) -> float:
+        self.drain()
+        before = self.proc.cpu_times()
+        for _ in range(n):
+            msg_id = self.kc.execute("pass")
+            self.reply(msg_id, 30)
+            self.iopub_until_idle(msg_id, 30, lambda m: None)
+        after = self.proc.cpu_times()
+        used = (after.user - before.user) + (after.system - before.system)
+        return used / n * 1000
+
+    def pipelined(self, n: int = PIPELINED) -> tuple[float, bool]:
+        self.drain()
+        started = time.perf_counter()
+        ids = {self.kc.execute("pass") for _ in range(n)}
+        deadline = started + 120
+        while ids and (left := deadline - time.perf_counter()) > 0:
+            try:
+                msg = self.kc.get_shell_msg(timeout=left)
+            except Empty:
+                break
+            ids.discard(msg["parent_header"].get("msg_id"))
+        elapsed = time.perf_counter() - started
+        self.drain()
+        return n / elapsed, not ids
+
+    def print_lines(self, n: int = LINES) -> tuple[float, bool]:
+        self.drain()
+        chunks: list[str] = []
+        started = time.perf_counter()
+        msg_id = self.kc.execute(f"for i in range({n}): print(i)")
+
+        def keep(msg: Msg) -> None:
+            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+                chunks.append(msg["content"]["text"])
+
+        finished = self.iopub_until_idle(msg_id, 300, keep)
+        elapsed = time.perf_counter() - started
+        self.reply(msg_id, 30)
+        text = "".join(chunks)
+        complete = finished and text == "".join(f"{i}\n" for i in range(n))
+        if not complete:
+            lines = text.splitlines()
+            bad = next((i for i, line in enumerate(lines) if line != str(i)), None)
+            print(f"  {self.name}: {n} lines: idle seen={finished}, got {len(lines)} lines in "
+                  f"{len(chunks)} stream messages, first wrong line index {bad}", file=sys.stderr)
+        return elapsed, complete
+
+    def while_sleeping(self, what: str) -> tuple[float, bool]:
+        """Latency of one request while a cell runs time.sleep(3); (seconds, answered before BLOCKED_AFTER)."""
+        self.drain()
+        cell = self.kc.execute("import time\nprint('started', flush=True)\ntime.sleep(3)")
+        self.wait_started(cell)
+        if what == "control kernel_info":
+            msg = self.kc.session.msg("kernel_info_request", {})
+            started = time.perf_counter()
+            self.kc.control_channel.send(msg)
+            reply = self.reply(msg["header"]["msg_id"], 10, self.kc.get_control_msg)
+            elapsed = time.perf_counter() - started
+            self.reply(cell, 30)
+        else:
+            started = time.perf_counter()
+            msg_id = self.kc.kernel_info() if what == "shell kernel_info" else self.kc.comm_info()
+            arrived = self.replies({msg_id, cell}, 30)
+            reply = {} if msg_id in arrived else None
+            elapsed = arrived.get(msg_id, time.perf_counter()) - started
+        self.drain()
+        return elapsed * 1000, reply is not None and elapsed < BLOCKED_AFTER
+
+    def interrupt(self, code: str) -> tuple[float, bool]:
+        """Time from the interrupt request to the cell's execute_reply; and whether the kernel answers after."""
+        self.drain()
+        cell = self.kc.execute(f"print('started', flush=True)\n{code}")
+        self.wait_started(cell)
+        time.sleep(0.3)
+        started = time.perf_counter()
+        if SPECS[self.name]["interrupt_mode"] == "message":
+            # As a front end does: over the client's control channel, which is already connected.
+            self.kc.control_channel.send(self.kc.session.msg("interrupt_request", {}))
+        else:
+            self.km.interrupt_kernel()  # SIGINT
+        reply = self.reply(cell, 10)
+        elapsed = time.perf_counter() - started
+        interrupted = reply is not None and reply["content"].get("ename") == "KeyboardInterrupt"
+        alive = interrupted and self.reply(self.kc.execute("1"), 10) is not None
+        if not alive:
+            self.restart()
+        self.drain()
+        return elapsed * 1000, alive
+
+    def restart(self) -> None:
+        """Replace a kernel stuck in a cell that did not stop, so later measurements still run."""
+        self.km.restart_kernel(now=True)
+        self.kc.wait_for_ready(timeout=60)
+        self.proc = psutil.Process(self.km.provisioner.process.pid)  # type: ignore[union-attr]
+
+
+INTERRUPTS = {
+    "interrupt `while True: pass`": "while True: pass",
+    "interrupt `time.sleep(100)`": "import time\ntime.sleep(100)",
+    "interrupt `await asyncio.sleep(100)`": "import asyncio\nawait asyncio.sleep(100)",
+}
+
+
+class _Timed(dict[str, tuple[float, bool]]):
+    """Results that also log how long each measurement took (to stderr)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.last = time.perf_counter()
+
+    def __setitem__(self, key: str, value: tuple[float, bool]) -> None:
+        now = time.perf_counter()
+        print(f"  {self.name}: {key}: {value[0]:.4g}{'' if value[1] else ' (!)'} [{now - self.last:.1f} s]",
+              file=sys.stderr)
+        self.last = now
+        super().__setitem__(key, value)
+
+
+def measure(name: str, specs: Path, only: str | None = None) -> dict[str, tuple[float, bool]]:
+    """One round on one kernel: metric -> (value, ok)."""
+    bench = Bench(name, specs)
+    out = _Timed(name)
+    try:
+        if only == "interrupt":
+            for label, code in INTERRUPTS.items():
+                out[f"{label} (ms)"] = bench.interrupt(code)
+            return out
+        out["cold start to kernel_info_reply (ms)"] = (bench.cold_start * 1000, True)
+        time.sleep(1.0)
+        out["RSS idle (MB)"] = (bench.rss_mb(), True)
+        rate, complete = bench.pipelined()
+        out["1000 pipelined executes (exec/s)"] = (rate, complete)
+        out["RSS after 1,000 cells (MB)"] = (bench.rss_mb(), True)
+        out["execute round trip p50 (ms)"] = (bench.round_trip_p50(), True)
+        out["kernel CPU per `pass` (ms)"] = (bench.cpu_per_pass(), True)
+        out["200,000 printed lines, time to idle (s)"] = bench.print_lines()
+        for what in ("control kernel_info", "shell kernel_info", "comm_info"):
+            out[f"{what} during time.sleep(3) (ms)"] = bench.while_sleeping(what)
+        for label, code in INTERRUPTS.items():
+            out[f"{label} (ms)"] = bench.interrupt(code)
+    finally:
+        bench.close()
+    return out
+
+
+TARGETS = {
+    "execute round trip p50 (ms)": "<= 0.4x",
+    "kernel CPU per `pass` (ms)": "<= 0.4x",
+    "1000 pipelined executes (exec/s)": ">= 4x, all replies",
+    "200,000 printed lines, time to idle (s)": "<= 1.0x, all lines in order",
+    "control kernel_info during time.sleep(3) (ms)": "<= 5 ms",
+    "shell kernel_info during time.sleep(3) (ms)": "<= 5 ms",
+    "comm_info during time.sleep(3) (ms)": "<= 5 ms",
+    "interrupt `while True: pass` (ms)": "<= 100 ms, alive",
+    "interrupt `time.sleep(100)` (ms)": "<= 20 ms, alive",
+    "interrupt `await asyncio.sleep(100)` (ms)": "<= 50 ms, alive",
+    "cold start to kernel_info_reply (ms)": "<= 0.6x",
+    "RSS idle (MB)": "<= 1.0x",
+    "RSS after 1,000 cells (MB)": "<= 1.0x",
+}
+
+
+def cell(values: list[tuple[float, bool]]) -> str:
+    median = statistics.median(v for v, _ in values)
+    bad = sum(1 for _, ok in values if not ok)
+    text = f"{median:.3g}" if median < 1000 else f"{median:.0f}"
+    if bad:
+        # e.g. a request that was only answered after the cell ended, a lost line, an interrupt that failed
+        text = f"{text} ⚠ {bad}/{len(values)} blocked/failed"
+    return text
+
+
+def table(results: dict[str, dict[str, list[tuple[float, bool]]]], rounds: int) -> str:
+    lines = [
+        f"| metric (median of {rounds} rounds) | concurrent-kernel | ipykernel | ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+    for metric, target in TARGETS.items():
+        ours, theirs = results["concurrent"][metric], results["ipykernel"][metric]
+        a = statistics.median(v for v, _ in ours)
+        b = statistics.median(v for v, _ in theirs)
+        ratio = f"{a / b:.2f}x" if b else "-"
+        lines.append(f"| {metric} | {cell(ours)} | {cell(theirs)} | {ratio} | {target} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of both kernels (default 3)")
+    parser.add_argument("--json", type=Path, default=None, help="also write raw per-round results here")
+    args = parser.parse_args(argv)
+    results: dict[str, dict[str, list[tuple[float, bool]]]] = {k: {} for k in KERNELS}
+    begun = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
+        specs = write_specs(Path(tmp))
+        for rnd in range(args.rounds):
+            order = KERNELS if rnd % 2 == 0 else tuple(reversed(KERNELS))
+            for name in order:
+                t0 = time.perf_counter()
+                for metric, value in measure(name, specs).items():
+                    results[name].setdefault(metric, []).append(value)
+                print(f"round {rnd + 1}/{args.rounds} {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    print(table(results, args.rounds))
+    print(f"\n_{args.rounds} rounds in {time.perf_counter() - begun:.0f} s; python {sys.version.split()[0]}; "
+          f"{psutil.cpu_count()} CPUs._")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
