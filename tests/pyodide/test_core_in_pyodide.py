@@ -1,0 +1,72 @@
+"""Run the core's in-memory-transport tests (tests/test_core_*.py) inside Pyodide under Node.
+
+"The same core in CPython and in the browser" is tested, not claimed: the very test files the CPython
+suite runs are collected by pytest inside Pyodide 314 (CPython 3.14 on wasm32) with the Pyodide wheels of
+the kernel's dependencies that the site ships. Node needs --experimental-wasm-stack-switching (JSPI) so
+that sync pytest can block on the WebLoop.
+
+Not run there, by design: the trio backend (trio's I/O needs epoll; the browser kernel is asyncio-only) and
+the tests that need OS threads (Pyodide has none): see DESELECT.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).parent
+PYODIDE_DIR = ROOT / "ts" / "labextension" / "static" / "pyodide"
+EXTRA_WHEELS = HERE / ".cache" / "wheels"
+EXTRA_REQUIREMENTS = ["pytest==9.2.0", "pluggy==1.7.0", "iniconfig==2.3.1", "packaging==26.3"]
+
+#: Test-name expressions that cannot apply in Pyodide (threads) or to the asyncio-only browser kernel.
+DESELECT = [
+    "trio",
+    "thread",  # the thread run mode, %thread, input from a thread cell, interrupting a thread cell
+    "subshell_runs_while_main_shell_is_blocked",  # subshells run in their own threads
+    "callers_magic_lists_running_cells",  # expects the control thread
+]
+
+pytestmark = [pytest.mark.timeout(900)]
+
+
+def _extra_wheels() -> Path:
+    EXTRA_WHEELS.mkdir(parents=True, exist_ok=True)
+    if len(list(EXTRA_WHEELS.glob("*.whl"))) < len(EXTRA_REQUIREMENTS):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+             "--only-binary=:all:", "--python-version", "3.14", "--platform", "any", "--implementation", "py",
+             "--abi", "none", "-d", str(EXTRA_WHEELS), *EXTRA_REQUIREMENTS],
+            check=True,
+        )
+    return EXTRA_WHEELS
+
+
+def test_core_tests_pass_inside_pyodide() -> None:
+    node = shutil.which("node")
+    assert node, "node is required (Node >= 20)"
+    if not (PYODIDE_DIR / "ck-manifest.json").exists():
+        pytest.fail(f"{PYODIDE_DIR} is not built: run `bash scripts/setup-browser.sh` (or npm run build)")
+    test_files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_core_*.py"))
+    assert test_files, "no tests/test_core_*.py to run"
+    cmd = [
+        node, "--experimental-wasm-stack-switching", str(HERE / "run_core_tests.mjs"),
+        str(ROOT), str(PYODIDE_DIR), str(_extra_wheels()),
+        *test_files, "-q", "-s", "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:anyio",
+        "-p", "pyodide_runner", "-W", "ignore::pytest.PytestConfigWarning",
+        "-W", "ignore::pytest.PytestUnknownMarkWarning",
+        "-k", " and ".join(f"not {name}" for name in DESELECT),
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=850)
+    out = "\n".join(line[:400] for line in (proc.stdout + proc.stderr).splitlines() if "_createPyodideModule" not in line)
+    summary = [line for line in out.splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
+    print("\n[pyodide] " + (summary[-1] if summary else "no pytest summary"))
+    assert proc.returncode == 0, out[-8000:]
+    passed = int(re.search(r"(\d+) passed", summary[-1]).group(1)) if summary else 0
+    assert passed >= 20, f"only {passed} core tests ran inside Pyodide:\n{out[-3000:]}"
