@@ -46,4 +46,21 @@ def merge(a, b):
 data = merge(json.load(open(out)), json.load(open(ours)))
 json.dump(data, open(out, "w"), indent=1)
 PYEOF
+if [ -d "$LABEXT/@jupyterlite/pyodide-kernel-extension" ]; then
+  # The stock jupyterlite-pyodide-kernel (for bench/browser_bench.py) loads Pyodide from a CDN by default:
+  # give it the same local Pyodide core, with micropip and the Pyodide wheels it installs (its lock).
+  STOCK="$OUT/pyodide-stock"
+  mkdir -p "$STOCK" ts/.cache/stock-wheels
+  "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --python-version 3.14 --platform any --implementation py --abi none \
+    micropip==0.11.1 packaging==26.1 -d ts/.cache/stock-wheels 2>&1 | grep -v "^WARNING: Location" || true
+  for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
+    cp "node_modules/pyodide/$f" "$STOCK/"
+  done
+  cp ts/labextension/static/pyodide/*.whl "$STOCK/"
+  rm -f "$STOCK"/concurrent_kernel-*.whl
+  "$VENV/bin/python" ts/scripts/make_pyodide_lock.py node_modules/pyodide/pyodide-lock.json "$STOCK" \
+    "$STOCK"/*.whl ts/.cache/stock-wheels/*.whl >/dev/null
+  rm -f "$STOCK/ck-manifest.json"
+fi
 echo "[site] built $OUT ($(du -sh "$OUT" | cut -f1))"
