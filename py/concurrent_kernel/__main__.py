@@ -12,6 +12,12 @@ from ._kernelspec import BACKENDS
 from ._protocol import KERNEL_DISPLAY_NAME, KERNEL_SPEC_NAME
 
 
+def _is_trait_arg(arg: str) -> bool:
+    key, sep, _ = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+    cls, dot, trait = key.partition(".")
+    return bool(sep and dot and cls[:1].isupper() and cls.isidentifier() and trait.isidentifier())
+
+
 def parse_trait_args(args: list[str]) -> tuple[Any, list[str]]:
     """Turn `--Class.trait=value` arguments into a traitlets Config; return it and the arguments left over."""
     from traitlets.config import Config
@@ -19,12 +25,11 @@ def parse_trait_args(args: list[str]) -> tuple[Any, list[str]]:
     config = Config()
     rest: list[str] = []
     for arg in args:
-        body = arg[2:] if arg.startswith("--") else ""
-        key, sep, raw = body.partition("=")
-        cls, dot, trait = key.partition(".")
-        if not (sep and dot and cls[:1].isupper() and trait.isidentifier()):
+        if not _is_trait_arg(arg):
             rest.append(arg)
             continue
+        key, _, raw = arg[2:].partition("=")
+        cls, _, trait = key.partition(".")
         try:
             value: Any = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
@@ -37,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("install", "uninstall", "list"):
         return _manage(argv)
-    config, rest = parse_trait_args(argv)
+    trait_args = [a for a in argv if _is_trait_arg(a)]
+    rest = [a for a in argv if not _is_trait_arg(a)]
     parser = argparse.ArgumentParser(prog="concurrent-kernel", description="Run the concurrent IPython kernel.")
     parser.add_argument("-f", "--connection-file", dest="connection_file", default=None)
     parser.add_argument("--backend", choices=BACKENDS, default="asyncio")
@@ -46,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"concurrent-kernel: ignoring unknown arguments: {' '.join(unknown)}", file=sys.stderr)
     from ._app import launch
 
-    return launch(args.connection_file, args.backend, config)
+    return launch(args.connection_file, args.backend, trait_args)
 
 
 def _manage(argv: list[str]) -> int:

@@ -12,9 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-from ._kernel import Kernel
 from ._zmq_transport import ZMQTransport
 
 log = logging.getLogger("concurrent_kernel")
@@ -76,7 +73,8 @@ def _watch_parent() -> None:
     threading.Thread(target=poll, name="ParentWatch", daemon=True).start()
 
 
-def launch(connection_file: str | None, backend: str, config: Any) -> int:
+def launch(connection_file: str | None, backend: str, trait_args: list[str]) -> int:
+    """Bind the sockets first, then import the rest: the kernel is reachable as early as possible."""
     logging.basicConfig(level=logging.WARNING, format="[concurrent-kernel %(levelname)s] %(message)s")
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     created = connection_file is None
@@ -89,7 +87,18 @@ def launch(connection_file: str | None, backend: str, config: Any) -> int:
     if created:
         print(f"concurrent-kernel: connect with  jupyter console --existing {path}", file=sys.__stderr__, flush=True)
     _watch_parent()
-    kernel = Kernel(transport, backend=backend, config=config)
+    from ._kernel_info import kernel_info
+    from ._messages import MessageFactory
+
+    messages = MessageFactory()
+    transport.start_early(messages, kernel_info)
+    import anyio
+
+    from .__main__ import parse_trait_args
+    from ._kernel import Kernel
+
+    config, _ = parse_trait_args(trait_args)
+    kernel = Kernel(transport, backend=backend, config=config, session=messages.session)
 
     def exit_soon() -> None:
         # A cell that ignores KeyboardInterrupt must not keep a shut-down kernel alive.

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import logging
-import platform
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from . import __version__
 from ._context import current_execution
 from ._dispatcher import Incoming, Lane
 from ._execution import Execution, Stepper
+from ._kernel_info import kernel_info
 from ._loops import current_call_soon_threadsafe
-from ._protocol import (
-    IMPLEMENTATION,
-    LANGUAGE_INFO_NAME,
-    PROTOCOL_VERSION,
-    SUPPORTED_FEATURES,
-    MsgType,
-    ReplyStatus,
-    RunMode,
-)
+from ._protocol import MsgType, ReplyStatus, RunMode
 from ._stdin import StdinBroker
 
 if TYPE_CHECKING:
@@ -115,6 +106,8 @@ class Handlers:
             log.warning("ignoring message of unknown type %r on %s", msg_type, incoming.channel)
             return None
         validate(msg_type, incoming.msg["content"])
+        if msg_type not in _WITHOUT_SHELL and not self.kernel.shell_ready.is_set():
+            await self.kernel.shell_ready
         if msg_type == MsgType.EXECUTE_REQUEST:
             return await self.execute_request(incoming, lane, mode)
         return await handler(incoming)
@@ -185,28 +178,7 @@ class Handlers:
     # ------------------------------------------------------------ introspection
 
     async def kernel_info_request(self, incoming: Incoming) -> dict[str, Any]:
-        return {
-            "status": ReplyStatus.OK,
-            "protocol_version": PROTOCOL_VERSION,
-            "implementation": IMPLEMENTATION,
-            "implementation_version": __version__,
-            "language_info": {
-                "name": LANGUAGE_INFO_NAME,
-                "version": platform.python_version(),
-                "mimetype": "text/x-python",
-                "codemirror_mode": {"name": "ipython", "version": 3},
-                "pygments_lexer": "ipython3",
-                "nbconvert_exporter": "python",
-                "file_extension": ".py",
-            },
-            "banner": self.kernel.shell.banner,
-            "help_links": [
-                {"text": "Python Reference", "url": "https://docs.python.org/3/"},
-                {"text": "IPython Reference", "url": "https://ipython.readthedocs.io/en/stable/"},
-            ],
-            "supported_features": list(SUPPORTED_FEATURES),
-            "debugger": False,
-        }
+        return kernel_info()
 
     async def complete_request(self, incoming: Incoming) -> dict[str, Any]:
         from IPython.core.completer import provisionalcompleter, rectify_completions
@@ -339,6 +311,14 @@ class Handlers:
 
     async def list_subshell_request(self, incoming: Incoming) -> dict[str, Any]:
         return {"status": ReplyStatus.OK, "subshell_id": list(self.kernel.subshells)}
+
+
+# Requests answered without IPython, so they are served while the shell is still starting.
+_WITHOUT_SHELL = frozenset(
+    {MsgType.KERNEL_INFO_REQUEST, MsgType.CONNECT_REQUEST, MsgType.SHUTDOWN_REQUEST, MsgType.INTERRUPT_REQUEST,
+     MsgType.DEBUG_REQUEST, MsgType.CREATE_SUBSHELL_REQUEST, MsgType.DELETE_SUBSHELL_REQUEST,
+     MsgType.LIST_SUBSHELL_REQUEST}
+)
 
 
 _NOT_REQUESTS = frozenset(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import aiologic
 import anyio
 
 from ._context import current_parent
@@ -70,6 +71,9 @@ class Kernel:
         self._flush_requested: Any = None
         self._main_thread_id = threading.get_ident()
         self._sigint_installed = False
+        self._saved_io: tuple[Any, ...] | None = None
+        #: Set once IPython is up; handlers that need the shell wait for it.
+        self.shell_ready = aiologic.Event()
         self._control_thread: threading.Thread | None = None
         #: Called (in the thread that stops the kernel) when shutdown begins; the process app adds an exit timer.
         self.on_stop: list[Callable[[], None]] = []
@@ -238,19 +242,13 @@ class Kernel:
     # ---------------------------------------------------------------- lifecycle
 
     async def serve(self, *, ready: Callable[[], None] | None = None) -> None:
-        """Run the kernel on the current event loop until shutdown. Never calls anyio.run on this loop."""
-        from . import _comms
-        from ._background import BackgroundTasks
-        from ._magics import register_magics
-        from ._shell import KernelShell
+        """Run the kernel on the current event loop until shutdown. Never calls anyio.run on this loop.
 
-        self.shell = KernelShell.create(self, self.config)
-        self.comm_manager = _comms.install(self)
-        self.background = BackgroundTasks(self)
-        register_magics(self.shell, self)
-        self._install_io()
-        self._install_sigint()
+        The transport starts before IPython is imported, so kernel_info is answered while the shell is built;
+        requests that need the shell wait for `shell_ready`.
+        """
         self._main_thread_id = threading.get_ident()
+        self._install_sigint()
         try:
             async with anyio.create_task_group() as tg:
 
@@ -260,7 +258,6 @@ class Kernel:
 
                 tg.start_soon(run_main_hub, name="main hub")
                 await self.main_hub.started
-                self.background.start(tg)
                 if self.control_hub is not self.main_hub:
                     self._control_thread = threading.Thread(
                         target=self._run_control_thread, name="Control", daemon=True
@@ -271,6 +268,9 @@ class Kernel:
                     tg.start_soon(self._flush_periodically, name="stream flusher")
                 await self.transport.start(self.feed)
                 self.publish(MsgType.STATUS, {"execution_state": ExecutionState.STARTING}, parent=None)
+                self._start_shell()
+                self.background.start(tg)
+                self.shell_ready.set()
                 if ready is not None:
                     ready()
         finally:
@@ -278,6 +278,18 @@ class Kernel:
             self.streams.flush()
             self.control_hub.stop()
             self._restore_io()
+
+    def _start_shell(self) -> None:
+        from . import _comms
+        from ._background import BackgroundTasks
+        from ._magics import register_magics
+        from ._shell import KernelShell
+
+        self.shell = KernelShell.create(self, self.config)
+        self.comm_manager = _comms.install(self)
+        self.background = BackgroundTasks(self)
+        register_magics(self.shell, self)
+        self._install_io()
 
     async def create_subshell(self) -> str:
         """A subshell gets its own execute queue; under CPython on its own thread and loop, so it runs while the
@@ -335,10 +347,13 @@ class Kernel:
         self.shell.display_trap.__enter__()
 
     def _restore_io(self) -> None:
+        if self._saved_io is None:
+            return
         if self.shell is not None:
             self.shell.display_trap.__exit__(None, None, None)
             self.shell.builtin_trap.__exit__(None, None, None)
         sys.stdout, sys.stderr, sys.displayhook, builtins.input, getpass.getpass = self._saved_io
+        self._saved_io = None
         if self._sigint_installed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             self._sigint_installed = False

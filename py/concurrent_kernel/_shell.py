@@ -9,7 +9,6 @@ from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.payload import PayloadManager
-from IPython.core.usage import default_banner
 from traitlets import Any as AnyTrait
 
 from ._context import current_execution
@@ -111,10 +110,6 @@ class KernelShell(InteractiveShell):
     def init_hooks(self) -> None:
         super().init_hooks()
         self.set_hook("show_in_pager", _page_as_payload, 99)
-
-    @property
-    def banner(self) -> str:
-        return default_banner
 
     def init_io(self) -> None:
         """Streams are installed by the kernel."""

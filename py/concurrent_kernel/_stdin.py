@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiologic
-from IPython.core.error import StdinNotImplementedError
 
 from ._context import current_execution, current_parent
 from ._messages import header_of
@@ -43,6 +42,8 @@ class StdinBroker:
         execution = current_execution.get()
         parent = current_parent.get()
         if execution is None or parent is None or not (parent.get("content") or {}).get("allow_stdin", True):
+            from IPython.core.error import StdinNotImplementedError
+
             raise StdinNotImplementedError("raw_input was called, but this frontend does not support input requests.")
         kernel = self._kernel
         kernel.streams.flush()

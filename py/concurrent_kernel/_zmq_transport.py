@@ -16,10 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
-from jupyter_client.session import Session
 
-from ._messages import Message
-from ._protocol import Channel, MsgType
+from ._messages import Message, MessageFactory
+from ._protocol import Channel, ExecutionState, MsgType, reply_type
 
 log = logging.getLogger("concurrent_kernel")
 
@@ -29,12 +28,8 @@ _ROUTED = (Channel.SHELL, Channel.CONTROL, Channel.STDIN)
 class ZMQTransport:
     blocking_input = None
 
-    def __init__(self, connection_info: dict[str, Any], session: Session | None = None) -> None:
+    def __init__(self, connection_info: dict[str, Any]) -> None:
         self.connection_info = dict(connection_info)
-        key = str(connection_info.get("key", "")).encode()
-        self.session = session or Session(
-            key=key, signature_scheme=connection_info.get("signature_scheme", "hmac-sha256"), username="kernel"
-        )
         self.context = zmq.Context()
         self._outbox: deque[tuple[str, list[bytes]]] = deque()
         self._wake_read, self._wake_write = os.pipe()
@@ -42,8 +37,21 @@ class ZMQTransport:
         self._wake_pending = False
         self._feed: Callable[[str, Message, Any], None] | None = None
         self._closing = False
+        self._threads_started = False
+        self._feed_lock = threading.Lock()
+        self._held: list[tuple[str, Message, Any]] = []
+        self._early: tuple[MessageFactory, Callable[[], dict[str, Any]]] | None = None
         self.sockets: dict[str, zmq.Socket[Any]] = {}
+        # Bind before importing jupyter_client: clients connect (and queue their first kernel_info_request)
+        # while the rest of the kernel is still importing.
         self._bind_all()
+        from jupyter_client.session import Session
+
+        self.session = Session(
+            key=str(connection_info.get("key", "")).encode(),
+            signature_scheme=connection_info.get("signature_scheme", "hmac-sha256"),
+            username="kernel",
+        )
 
     # ------------------------------------------------------------ setup
 
@@ -80,8 +88,24 @@ class ZMQTransport:
 
     # ------------------------------------------------------------ transport API
 
+    def start_early(self, messages: MessageFactory, kernel_info: Callable[[], dict[str, Any]]) -> None:
+        """Start the I/O thread before the kernel exists: it answers kernel_info_request itself (so clients see
+        a live kernel while IPython imports) and keeps every other message for the kernel, in order."""
+        self._early = (messages, kernel_info)
+        self._start_threads()
+
     async def start(self, feed: Callable[[str, Message, Any], None]) -> None:
-        self._feed = feed
+        with self._feed_lock:
+            for channel, msg, idents in self._held:
+                feed(channel, msg, idents)
+            self._held.clear()
+            self._feed = feed
+        self._start_threads()
+
+    def _start_threads(self) -> None:
+        if self._threads_started:
+            return
+        self._threads_started = True
         threading.Thread(target=self._io_loop, name="ZMQ I/O", daemon=True).start()
         threading.Thread(target=self._heartbeat, name="Heartbeat", daemon=True).start()
 
@@ -156,8 +180,28 @@ class ZMQTransport:
                 log.error("dropping a malformed or unsigned message on %s: %s", channel, exc)
                 continue
             msg["buffers"] = [memoryview(b) for b in msg.get("buffers", [])]
-            assert self._feed is not None
-            self._feed(channel, msg, idents)
+            feed = self._feed
+            if feed is None:
+                with self._feed_lock:
+                    feed = self._feed
+                    if feed is None:
+                        self._before_kernel(channel, msg, idents)
+                        continue
+            feed(channel, msg, idents)
+
+    def _before_kernel(self, channel: str, msg: Message, idents: Any) -> None:
+        if self._early is None or msg.get("msg_type") != MsgType.KERNEL_INFO_REQUEST:
+            self._held.append((channel, msg, idents))
+            return
+        messages, kernel_info = self._early
+        for state in (ExecutionState.BUSY, None, ExecutionState.IDLE):
+            if state is None:
+                reply = messages.make(reply_type(MsgType.KERNEL_INFO_REQUEST), kernel_info(), msg)
+                self.sockets[channel].send_multipart(self.session.serialize(reply, ident=idents))
+            else:
+                status = messages.make(MsgType.STATUS, {"execution_state": state}, msg)
+                topic = [f"kernel.{MsgType.STATUS}".encode()]
+                self.sockets[Channel.IOPUB].send_multipart(self.session.serialize(status, ident=topic))
 
     def _on_subscription(self) -> None:
         iopub = self.sockets[Channel.IOPUB]
