@@ -166,3 +166,15 @@ async def test_subshell_runs_while_main_shell_is_blocked(client):
 async def test_non_string_subshell_id_is_an_error(client):
     reply, _ = await client.execute("'x'", header={"subshell_id": ["not", "a", "string"]})
     assert reply["content"]["ename"] == "SubshellNotFound"
+
+
+async def test_history_reports_real_session_numbers(client):
+    await client.execute("c = 3")
+    tail, _ = await client.request("shell", "history_request", {"hist_access_type": "tail", "n": 1, "output": False,
+                                                                "raw": True})
+    session = tail["content"]["history"][-1][0]
+    assert session > 0
+    rng, _ = await client.request("shell", "history_request", {"hist_access_type": "range", "session": 0,
+                                                               "start": 1, "stop": None, "output": False,
+                                                               "raw": True})
+    assert {item[0] for item in rng["content"]["history"]} == {session}

@@ -248,7 +248,12 @@ class Handlers:
             )
         else:
             raise RequestError("InvalidMessage", f"hist_access_type must be tail, range or search, not {access!r}")
-        return {"status": ReplyStatus.OK, "history": [list(item) for item in items]}
+        # IPython numbers the current session 0 when it reads from memory; clients need the real number.
+        current = history.session_number
+        return {
+            "status": ReplyStatus.OK,
+            "history": [[current if session == 0 else session, *rest] for session, *rest in items],
+        }
 
     async def comm_info_request(self, incoming: Incoming) -> dict[str, Any]:
         target = incoming.msg["content"].get("target_name")
