@@ -299,7 +299,7 @@ class Handlers:
         return content
 
     async def interrupt_request(self, incoming: Incoming) -> dict[str, Any]:
-        self.kernel.request_interrupt()
+        # The interrupt itself was triggered on receipt (Kernel.feed); this only answers.
         return {"status": ReplyStatus.OK}
 
     async def debug_request(self, incoming: Incoming) -> dict[str, Any]:

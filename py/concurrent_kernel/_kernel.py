@@ -104,6 +104,10 @@ class Kernel:
                 log.error("dropping %s received on unknown channel %r", msg_type, channel)
                 return
             incoming = Incoming(channel, msg, reply_to)
+            if channel == Channel.CONTROL and msg_type == MsgType.INTERRUPT_REQUEST:
+                # Act at once, in the receiving thread: with a CPU-bound cell every hop to another thread
+                # waits for the GIL. The control lane still sends the reply, inside busy/idle.
+                self.request_interrupt()
             if channel == Channel.SHELL and msg_type == MsgType.EXECUTE_REQUEST:
                 subshell_id = header.get("subshell_id")
                 hub = self.subshells.get(subshell_id, self.main_hub) if isinstance(subshell_id, str) else self.main_hub
