@@ -226,11 +226,6 @@ def test_history_tail_includes_the_latest_cell(kernel: Kernel) -> None:
     assert tail[-1][2] == f"'{marker}'"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="history range for the current session answers session 0 (IPython's in-memory numbering) "
-    "instead of the session number that tail reported",
-)
 def test_history_range_reports_the_session_number(kernel: Kernel) -> None:
     _, kc, _ = kernel
     _ok(execute(kc, "'range marker'")[0])

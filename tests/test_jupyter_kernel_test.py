@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
-from unittest import mock
 
 import jupyter_kernel_test as jkt
 import pytest
@@ -77,15 +75,6 @@ class _ConcurrentKernelTests(_KernelspecInTempDir, jkt.KernelTests):
     supported_history_operations = ("tail", "range", "search")
     code_inspect_sample = "zip"
     code_clear_output = "from IPython.display import clear_output; print('x'); clear_output()"
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="history range for the current session answers session 0, not the session number from tail",
-    )
-    def test_history(self) -> None:
-        # Subtests would report each passing part as a strict XPASS; run them as one plain test instead.
-        with mock.patch.object(self, "subTest", lambda **kw: contextlib.nullcontext()):
-            super().test_history()
 
 
 class TestAsyncioKernel(_ConcurrentKernelTests):
