@@ -52,6 +52,10 @@ class ZMQTransport:
             signature_scheme=connection_info.get("signature_scheme", "hmac-sha256"),
             username="kernel",
         )
+        # orjson returns every packed part in a 4 KiB buffer, even "{}"; queued messages then cost ~32 KiB each
+        # (measured: RSS +65 MB after 1,000 pipelined cells). A right-sized copy of a few bytes avoids that.
+        pack = self.session.pack
+        self.session.pack = lambda obj: bytes(memoryview(pack(obj)))
 
     # ------------------------------------------------------------ setup
 
@@ -67,6 +71,9 @@ class ZMQTransport:
         for name, kind in kinds.items():
             sock = ctx.socket(kind)
             sock.linger = 0
+            # No send high-water mark: ROUTER and XPUB silently drop past it, and a burst of 1,000 pipelined
+            # cells makes 4,000 messages; a lost reply or idle leaves the client waiting forever.
+            sock.sndhwm = 0
             if kind == zmq.ROUTER and name != "hb":
                 sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
             if kind == zmq.XPUB:
@@ -170,12 +177,12 @@ class ZMQTransport:
     def _receive(self, channel: str, sock: zmq.Socket[Any]) -> None:
         while True:
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             try:
-                idents, msg_list = self.session.feed_identities(frames, copy=False)
-                msg = self.session.deserialize(msg_list, content=True, copy=False)
+                idents, msg_list = self.session.feed_identities(frames)
+                msg = self.session.deserialize(msg_list, content=True)
             except Exception as exc:
                 log.error("dropping a malformed or unsigned message on %s: %s", channel, exc)
                 continue
