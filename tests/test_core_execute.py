@@ -113,3 +113,16 @@ async def test_large_output_is_batched_and_complete(client):
     text = stdout_of(outputs)
     assert text.splitlines() == [str(i) for i in range(20000)]
     assert len(of_type(outputs, "stream")) < 200
+
+
+async def test_shown_traceback_that_is_handled_does_not_fail_the_cell(client):
+    code = "try:\n    1/0\nexcept ZeroDivisionError:\n    get_ipython().showtraceback()\n'carried on'"
+    reply, outputs = await client.execute(code)
+    assert reply["content"]["status"] == "ok"
+    assert of_type(outputs, "error") and of_type(outputs, "execute_result")
+
+
+async def test_get_parent_is_the_cell_request(client):
+    reply, outputs = await client.execute("get_ipython().get_parent()['header']['msg_id']")
+    [result] = of_type(outputs, "execute_result")
+    assert result["content"]["data"]["text/plain"] == repr(reply["parent_header"]["msg_id"])

@@ -26,6 +26,8 @@ class Execution:
     payloads: list[dict[str, Any]] = field(default_factory=list)
     in_step: bool = False
     interrupted: bool = False
+    #: Code this cell ran elsewhere (%thread, %trio, %asyncio) failed: the cell fails too.
+    failed_elsewhere: bool = False
     result: Any = None
 
     @property

@@ -132,25 +132,29 @@ class Handlers:
         )
         token = current_execution.set(execution)
         kernel.executions.add(execution)
+        result = None
         try:
             if not silent:
                 kernel.publish(MsgType.EXECUTE_INPUT, {"code": code, "execution_count": execution.execution_count})
             try:
                 with anyio.CancelScope() as scope:
                     execution.cancel_scope = scope
-                    await Stepper(self._run_cell(code, silent, store_history, incoming.msg), execution)
-            except KeyboardInterrupt:
+                    result = await Stepper(self._run_cell(code, silent, store_history, incoming.msg), execution)
+            except KeyboardInterrupt:  # landed outside the user's code, in IPython's bookkeeping
                 shell.showtraceback((KeyboardInterrupt, KeyboardInterrupt(), None))
+            # The result decides success, not whether a traceback was shown: code may show one and carry on.
+            failed = result is None or not result.success or execution.failed_elsewhere
             user_expressions = {}
-            if execution.error is None and content.get("user_expressions"):
+            if not failed and content.get("user_expressions"):
                 user_expressions = shell.user_expressions(content["user_expressions"])
         finally:
             kernel.executions.discard(execution)
             current_execution.reset(token)
-        if execution.error is not None:
+        if failed:
             if stop_on_error and lane is not None:
                 lane.abort_pending()
-            return {"status": ReplyStatus.ERROR, "execution_count": execution.execution_count, **execution.error}
+            error = execution.error or _error_content(result)
+            return {"status": ReplyStatus.ERROR, "execution_count": execution.execution_count, **error}
         return {
             "status": ReplyStatus.OK,
             "execution_count": execution.execution_count,
@@ -316,6 +320,14 @@ class Handlers:
 
     async def list_subshell_request(self, incoming: Incoming) -> dict[str, Any]:
         return {"status": ReplyStatus.OK, "subshell_id": list(self.kernel.subshells)}
+
+
+def _error_content(result: Any) -> dict[str, Any]:
+    """Reply fields for a failure whose traceback was never shown."""
+    exc = None if result is None else (result.error_before_exec or result.error_in_exec)
+    if exc is None:
+        return {"ename": "KeyboardInterrupt", "evalue": "", "traceback": []}
+    return {"ename": type(exc).__name__, "evalue": str(exc), "traceback": []}
 
 
 # Requests answered without IPython, so they are served while the shell is still starting.

@@ -392,6 +392,10 @@ class Kernel:
         else:
             self.interrupt()
 
+    def get_parent(self) -> Message | None:
+        """The request being handled in this context (as ipykernel's Kernel.get_parent)."""
+        return current_parent.get()
+
     def running_in_main_thread(self) -> bool:
         return threading.get_ident() == self._main_thread_id
 

@@ -104,7 +104,10 @@ class ConcurrencyMagics(Magics):
 
 
 async def _run_code(shell: Any, code: str) -> None:
-    await shell.run_cell_async(code, store_history=False, transformed_cell=shell.transform_cell(code))
+    result = await shell.run_cell_async(code, store_history=False, transformed_cell=shell.transform_cell(code))
+    execution = current_execution.get()
+    if execution is not None and not result.success:
+        execution.failed_elsewhere = True  # its traceback is already shown
 
 
 _ASYNC_MAGICS = frozenset({"thread", "trio", "asyncio"})

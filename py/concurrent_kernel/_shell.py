@@ -11,7 +11,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.payload import PayloadManager
 from traitlets import Any as AnyTrait
 
-from ._context import current_execution
+from ._context import current_execution, current_parent
 from ._protocol import DISPLAY_TRANSIENT_ID, MsgType
 
 if TYPE_CHECKING:
@@ -116,6 +116,13 @@ class KernelShell(InteractiveShell):
 
     # The kernel has no terminal: run shell commands through pipes so their output is captured.
     system = InteractiveShell.system_piped
+
+    def get_parent(self) -> dict[str, Any] | None:
+        """The request whose output this context produces (ipywidgets' Output widget asks for it)."""
+        return current_parent.get()
+
+    def set_parent(self, parent: dict[str, Any] | None) -> None:
+        current_parent.set(parent)
 
     def set_next_input(self, text: str, replace: bool = False) -> None:
         self.payload_manager.write_payload({"source": "set_next_input", "text": text, "replace": replace})
