@@ -68,6 +68,7 @@ class Kernel:
         self.shell: Any = None
         self.comm_manager: Any = None
         self.background: Any = None
+        self.gui: Any = None
         self._flush_requested: Any = None
         self._main_thread_id = threading.get_ident()
         self._sigint_installed = False
@@ -217,8 +218,7 @@ class Kernel:
         """Send on iopub, parented to the current request unless told otherwise; stream text goes first."""
         if parent is _CURRENT:
             parent = current_parent.get()
-        if self.streams.pending:
-            self.streams.flush()
+        self.streams.flush()
         msg = self.messages.make(msg_type, content, parent, metadata, buffers)
         self.transport.send(Channel.IOPUB, msg)
 
@@ -286,12 +286,14 @@ class Kernel:
     def _start_shell(self) -> None:
         from . import _comms
         from ._background import BackgroundTasks
+        from ._gui import GuiLoop
         from ._magics import register_magics
         from ._shell import KernelShell
 
         self.shell = KernelShell.create(self, self.config)
         self.comm_manager = _comms.install(self)
         self.background = BackgroundTasks(self)
+        self.gui = GuiLoop(self)
         register_magics(self.shell, self)
         self._install_io()
 

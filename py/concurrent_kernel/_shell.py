@@ -148,6 +148,14 @@ class KernelShell(InteractiveShell):
             return
         super().showtraceback(exc_tuple, *args, **kwargs)
 
+    def _format_exception_for_storage(self, exception: BaseException, *args: Any, **kwargs: Any) -> Any:
+        """History keeps the traceback the cell already showed instead of formatting it a second time
+        (measured: ~100 ms for the first interrupt of a cell, all of it here)."""
+        execution = current_execution.get()
+        if execution is not None and execution.error is not None:
+            return execution.error
+        return super()._format_exception_for_storage(exception, *args, **kwargs)
+
     def _showtraceback(self, etype: type[BaseException], evalue: BaseException, stb: list[str]) -> None:
         content = {"ename": etype.__name__, "evalue": str(evalue), "traceback": stb}
         execution = current_execution.get()
@@ -158,11 +166,8 @@ class KernelShell(InteractiveShell):
         self.kernel.publish(MsgType.ERROR, content)
 
     def enable_gui(self, gui: str | None = None) -> None:
-        if gui in (None, "inline", "agg"):
-            return
-        raise NotImplementedError(
-            f"GUI event loop {gui!r} is not supported by concurrent-kernel yet; use the inline backend."
-        )
+        """`%gui NAME` and `%matplotlib NAME`: pump that toolkit's events from the kernel's loop."""
+        self.kernel.gui.enable(gui)
 
     @classmethod
     def create(cls, kernel: Kernel, config: Any = None) -> KernelShell:

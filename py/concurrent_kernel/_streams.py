@@ -63,8 +63,10 @@ class StreamBuffer:
         return self._chars > 0
 
     def flush(self) -> None:
-        if self._chars:
-            with self._lock:
+        # Always through the lock: another thread may be mid-flush (counter already reset, messages not yet
+        # queued), and what the caller sends next (an idle status, a display) must come after that text.
+        with self._lock:
+            if self._chars:
                 self._flush_locked()
 
     def _flush_locked(self) -> None:
