@@ -9,6 +9,10 @@ VENV=${VENV:-.venv}
 "$VENV/bin/python" -m pip install -q -U pip
 "$VENV/bin/python" -m pip install -q -e ".[test,bench]"
 "$VENV/bin/concurrent-kernel" install --sys-prefix
+# The GUI event-loop tests run Tk on a virtual X display.
+if ! command -v Xvfb >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb >/dev/null
+fi
 if [ -f scripts/setup-browser.sh ]; then
     VENV="$VENV" bash scripts/setup-browser.sh
 fi

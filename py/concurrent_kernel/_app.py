@@ -75,7 +75,13 @@ def _watch_parent() -> None:
 
 def launch(connection_file: str | None, backend: str, trait_args: list[str]) -> int:
     """Bind the sockets first, then import the rest: the kernel is reachable as early as possible."""
-    logging.basicConfig(level=logging.WARNING, format="[concurrent-kernel %(levelname)s] %(message)s")
+    # Only our own logger goes to the terminal: user code's logging keeps reaching the cell's stderr
+    # (through logging's last-resort handler, which writes to the current sys.stderr).
+    handler = logging.StreamHandler(sys.__stderr__)
+    handler.setFormatter(logging.Formatter("[concurrent-kernel %(levelname)s] %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.WARNING)
+    log.propagate = False
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     created = connection_file is None
     path = Path(connection_file) if connection_file else new_connection_file()

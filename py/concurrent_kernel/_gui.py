@@ -26,10 +26,13 @@ INLINE = frozenset({None, "", "inline", "agg", "none"})
 
 def _tk_pump() -> Callable[[], None]:
     import _tkinter
+    import tkinter
 
     def pump() -> None:
-        while _tkinter.dooneevent(_tkinter.DONT_WAIT):
-            pass
+        root = tkinter._default_root  # the first Tk() made, by the user or matplotlib; none yet: nothing to do
+        if root is not None:
+            while root.tk.dooneevent(_tkinter.DONT_WAIT):
+                pass
 
     return pump
 
