@@ -297,7 +297,6 @@ class Handlers:
     async def shutdown_request(self, incoming: Incoming) -> dict[str, Any]:
         restart = bool(incoming.msg["content"].get("restart", False))
         content = {"status": ReplyStatus.OK, "restart": restart}
-        self.kernel.restart_requested = restart
         self.kernel.publish(MsgType.SHUTDOWN_REPLY, content)
         incoming.after_reply = self.kernel.stop
         return content

@@ -9,7 +9,6 @@ from __future__ import annotations
 import builtins
 import getpass
 import logging
-import os
 import signal
 import sys
 import threading
@@ -36,9 +35,8 @@ log = logging.getLogger("concurrent_kernel")
 
 _CURRENT: Any = object()
 
-# Shell requests that must run where the user's code runs (the main loop); everything else is answered on the
-# control loop, so it is served while a cell blocks the main thread.
-_MAIN_LOOP_SHELL_TYPES = frozenset({MsgType.EXECUTE_REQUEST, *COMM_MSG_TYPES})
+# Besides execute_request, comm messages run where the user's code runs (the main loop): widget callbacks touch
+# user state. Every other shell request is answered on the control loop, so it is served while a cell blocks.
 
 
 class Kernel:
@@ -61,7 +59,6 @@ class Kernel:
         #: subshell_id -> the hub running its execute queue (its own thread under CPython; the main hub in Pyodide)
         self.subshells: dict[str, Hub] = {}
         self.closed = False
-        self.restart_requested = False
         self.main_hub = Hub("main", self._route)
         self.control_hub = Hub("control", self._route) if self.use_threads else self.main_hub
         self.handlers = Handlers(self)
@@ -113,7 +110,7 @@ class Kernel:
                 subshell_id = header.get("subshell_id")
                 hub = self.subshells.get(subshell_id, self.main_hub) if isinstance(subshell_id, str) else self.main_hub
                 hub.put(incoming)
-            elif channel == Channel.SHELL and msg_type in _MAIN_LOOP_SHELL_TYPES:
+            elif channel == Channel.SHELL and msg_type in COMM_MSG_TYPES:
                 self.main_hub.put(incoming)
             else:
                 self.control_hub.put(incoming)
@@ -400,7 +397,3 @@ class Kernel:
 
     def running_in_main_thread(self) -> bool:
         return threading.get_ident() == self._main_thread_id
-
-    @property
-    def pid(self) -> int:
-        return os.getpid()
