@@ -3,12 +3,8 @@
 # every test. Extra arguments go to pytest. Works on a fresh machine; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-VENV=${VENV:-.venv}
-[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q -U pip
-"$VENV/bin/python" -m pip install -q -e ".[test,bench]"
-"$VENV/bin/concurrent-kernel" install --sys-prefix
+. scripts/_venv.sh
+install_venv "test,bench"
 # The GUI event-loop tests run Tk on a virtual X display.
 if ! command -v Xvfb >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb >/dev/null

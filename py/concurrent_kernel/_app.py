@@ -17,12 +17,14 @@ from ._zmq_transport import ZMQTransport
 log = logging.getLogger("concurrent_kernel")
 
 
-def new_connection_file(ip: str = "127.0.0.1") -> Path:
-    from jupyter_core.paths import jupyter_runtime_dir
+def new_connection_file(path: Path | None = None, ip: str = "127.0.0.1") -> Path:
+    """Write a connection file with a fresh key (ports chosen when binding); default place: Jupyter's runtime dir."""
+    if path is None:
+        from jupyter_core.paths import jupyter_runtime_dir
 
-    runtime = Path(jupyter_runtime_dir())
-    runtime.mkdir(parents=True, exist_ok=True)
-    path = runtime / f"kernel-concurrent-{os.getpid()}.json"
+        runtime = Path(jupyter_runtime_dir())
+        runtime.mkdir(parents=True, exist_ok=True)
+        path = runtime / f"kernel-concurrent-{os.getpid()}.json"
     info = {
         "ip": ip,
         "transport": "tcp",
@@ -83,8 +85,9 @@ def launch(connection_file: str | None, backend: str, trait_args: list[str]) -> 
     log.setLevel(logging.WARNING)
     log.propagate = False
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    created = connection_file is None
-    path = Path(connection_file) if connection_file else new_connection_file()
+    # No file, or a path that does not exist yet (as with ipykernel): make one and say how to connect.
+    created = connection_file is None or not Path(connection_file).exists()
+    path = new_connection_file(Path(connection_file) if connection_file else None) if created else Path(connection_file)
     info = json.loads(path.read_text())
     info.setdefault("ip", "127.0.0.1")
     transport = ZMQTransport(info)
@@ -117,6 +120,6 @@ def launch(connection_file: str | None, backend: str, trait_args: list[str]) -> 
         pass
     finally:
         transport.close()
-        if created:
+        if created and connection_file is None:
             path.unlink(missing_ok=True)
     return 0
