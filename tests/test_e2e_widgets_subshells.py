@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import pytest
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.manager import KernelManager
@@ -96,3 +100,26 @@ def test_subshell_runs_while_the_main_shell_sleeps(kernel: Kernel) -> None:
     assert wait_reply(kc, blocked)["content"]["status"] == "ok"
     deleted, _ = request(kc, "delete_subshell_request", {"subshell_id": subshell_id}, channel="control")
     assert deleted["content"]["status"] == "ok"
+
+
+def test_kernel_exits_when_its_parent_dies(tmp_path: Path) -> None:
+    """JPY_PARENT_PID: a kernel whose launcher is killed must not live on as an orphan."""
+    launcher = (
+        "import os, subprocess, sys, time\n"
+        "env = {**os.environ, 'JPY_PARENT_PID': str(os.getpid())}\n"
+        "kernel = subprocess.Popen([sys.executable, '-m', 'concurrent_kernel', '-f', sys.argv[1]], env=env)\n"
+        "print(kernel.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", launcher, str(tmp_path / "connection.json")], stdout=subprocess.PIPE, text=True
+    )
+    assert parent.stdout is not None
+    kernel = psutil.Process(int(parent.stdout.readline()))
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "connection.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert oct((tmp_path / "connection.json").stat().st_mode & 0o777) == "0o600"
+    parent.kill()
+    parent.wait(10)
+    kernel.wait(timeout=15)  # raises psutil.TimeoutExpired if the kernel outlived its parent
