@@ -46,3 +46,9 @@ async def client(anyio_backend: str) -> AsyncIterator[MemoryClient]:
                 while not kernel.closed:
                     await anyio.sleep(0.01)
             tg.cancel_scope.cancel()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests last: pytest-playwright's sync API keeps an event loop running in this thread for the rest
+    of the session, and anyio cannot start another one after it."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
