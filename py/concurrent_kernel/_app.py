@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._zmq_transport import ZMQTransport
+from ._zmq_transport import SOCKET_NAMES, ZMQTransport
 
 log = logging.getLogger("concurrent_kernel")
 
@@ -31,7 +31,7 @@ def new_connection_file(path: Path | None = None, ip: str = "127.0.0.1") -> Path
         "key": secrets.token_hex(16),
         "signature_scheme": "hmac-sha256",
         "kernel_name": "concurrent",
-        **{f"{name}_port": 0 for name in ("shell", "iopub", "stdin", "control", "hb")},
+        **{f"{name}_port": 0 for name in SOCKET_NAMES},
     }
     _write_private(path, info)
     return path
@@ -91,7 +91,7 @@ def launch(connection_file: str | None, backend: str, trait_args: list[str]) -> 
     info = json.loads(path.read_text())
     info.setdefault("ip", "127.0.0.1")
     transport = ZMQTransport(info)
-    if created or any(not info.get(f"{n}_port") for n in ("shell", "iopub", "stdin", "control", "hb")):
+    if created or any(not info.get(f"{name}_port") for name in SOCKET_NAMES):
         _write_private(path, {**info, **transport.connection_info})
     if created:
         print(f"concurrent-kernel: connect with  jupyter console --existing {path}", file=sys.__stderr__, flush=True)

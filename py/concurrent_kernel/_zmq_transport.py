@@ -23,6 +23,8 @@ from ._protocol import Channel, ExecutionState, MsgType, reply_type
 log = logging.getLogger("concurrent_kernel")
 
 _ROUTED = (Channel.SHELL, Channel.CONTROL, Channel.STDIN)
+#: The sockets of a connection file, by the prefix of their `*_port` key.
+SOCKET_NAMES = (Channel.SHELL, Channel.IOPUB, Channel.STDIN, Channel.CONTROL, "hb")
 
 
 class ZMQTransport:
