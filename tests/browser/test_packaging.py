@@ -1,0 +1,82 @@
+"""`pip install concurrent-kernel` + `jupyter lite build` gives a site with the kernel (the wheel ships the labextension)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, _serve_module
+from lite import new_notebook, open_lab
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
+
+EXT = "share/jupyter/labextensions/concurrent-kernel"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (ROOT / "ts" / "labextension" / "package.json").exists():
+        pytest.fail("ts/labextension is not built: run `bash scripts/setup-browser.sh` (or npm run build)")
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
+         "--no-build-isolation", str(ROOT), "-w", str(out)],
+        check=True,
+    )
+    (whl,) = out.glob("concurrent_kernel-*.whl")
+    return whl
+
+
+def test_wheel_contains_labextension_and_pyodide_assets(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    data = [n.split(".data/data/", 1)[1] for n in names if ".data/data/" in n]
+    for required in ("package.json", "static/ck-worker.js", "static/pyodide/pyodide.asm.wasm",
+                     "static/pyodide/pyodide-lock.json", "static/pyodide/ck-manifest.json"):
+        assert f"{EXT}/{required}" in data, f"{required} missing from {wheel.name}"
+    assert any(n.startswith(f"{EXT}/static/pyodide/concurrent_kernel-") for n in data)
+    assert any(n.startswith(f"{EXT}/static/remoteEntry.") for n in data)
+    # The wheel inside the labextension must not nest another labextension.
+    inner = [n for n in data if n.startswith(f"{EXT}/static/pyodide/concurrent_kernel-")][0]
+    with zipfile.ZipFile(wheel) as zf, zf.open(next(n for n in names if n.endswith(inner))) as fh:
+        assert not [n for n in zipfile.ZipFile(fh).namelist() if ".data/" in n]
+
+
+def test_pip_installed_wheel_gives_lite_site_with_kernel(wheel: Path, tmp_path: Path, page: Any) -> None:
+    prefix = tmp_path / "prefix"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+         "--prefix", str(prefix), str(wheel)],
+        check=True,
+    )
+    labext = prefix / "share" / "jupyter" / "labextensions"
+    assert (labext / "concurrent-kernel" / "package.json").exists()
+    lite = tmp_path / "lite"
+    lite.mkdir()
+    (lite / "jupyter-lite.json").write_text(json.dumps(
+        {"jupyter-lite-schema-version": 0, "jupyter-config-data": {"exposeAppInBrowser": "true"}}))
+    site = tmp_path / "site"
+    jupyter = Path(sys.executable).parent / "jupyter"
+    # A plain build: the installed extension is found like any pip-installed labextension (here the
+    # install prefix is not sys.prefix, so it is named as an extra labextensions path).
+    subprocess.run(
+        [str(jupyter), "lite", "build", "--output-dir", str(site),
+         f"--FederatedExtensionAddon.extra_labextensions_path={labext}"],
+        cwd=lite, check=True, capture_output=True,
+    )
+    config = json.loads((site / "jupyter-lite.json").read_text())["jupyter-config-data"]
+    assert "concurrent-kernel" in [e["name"] for e in config["federated_extensions"]]
+    assert (site / "extensions" / "concurrent-kernel" / "static" / "pyodide" / "pyodide.asm.wasm").exists()
+
+    server, url = _serve_module().serve_in_thread(site, 0, True)
+    try:
+        open_lab(page, url)
+        nb = new_notebook(page, "pip.ipynb", ["import concurrent_kernel\n1+1"])
+        assert nb.kernel["implementation"] == "concurrent_kernel"
+        assert nb.run_and_wait(0, 60)[0]["data"]["text/plain"] == "2"
+    finally:
+        server.shutdown()
