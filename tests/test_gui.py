@@ -1,4 +1,4 @@
-"""GUI event loops: `%gui tk` keeps Tk's events flowing while cells await (on a virtual X display)."""
+"""GUI event loops (CPython only): `%gui tk` keeps Tk's events flowing while cells await, on a virtual X display."""
 
 import os
 import shutil
