@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -123,3 +124,18 @@ def test_kernel_exits_when_its_parent_dies(tmp_path: Path) -> None:
     parent.kill()
     parent.wait(10)
     kernel.wait(timeout=15)  # raises psutil.TimeoutExpired if the kernel outlived its parent
+
+
+def test_bad_settings_are_reported_and_the_kernel_still_runs(tmp_path: Path) -> None:
+    spec_dir = tmp_path / "kernels" / "ck-bad-settings"
+    spec_dir.mkdir(parents=True)
+    argv = [sys.executable, "-m", "concurrent_kernel", "-f", "{connection_file}",
+            "--InteractiveShell.colors=no-such-scheme", "--HistoryManager.hist_file=:memory:", "--no-such-flag"]
+    (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "bad", "language": "python"}))
+    km, kc = start_kernel(tmp_path / "kernels", "ck-bad-settings")
+    try:
+        reply, msgs = execute(kc, "6*7")
+        assert reply["content"]["status"] == "ok"
+        assert of_type(msgs, "execute_result")[0]["content"]["data"]["text/plain"] == "42"
+    finally:
+        stop_kernel(km, kc)

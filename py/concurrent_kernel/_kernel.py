@@ -287,7 +287,11 @@ class Kernel:
         from ._magics import register_magics
         from ._shell import KernelShell
 
-        self.shell = KernelShell.create(self, self.config)
+        try:
+            self.shell = KernelShell.create(self, self.config)
+        except Exception as exc:  # a bad --Class.trait=value must not keep the kernel from starting
+            log.error("the shell rejected its configuration (%r); starting with defaults", exc)
+            self.shell = KernelShell.create(self, None)
         self.comm_manager = _comms.install(self)
         self.background = BackgroundTasks(self)
         self.gui = GuiLoop(self)
