@@ -230,8 +230,6 @@ class Kernel:
 
     async def _flush_periodically(self) -> None:
         """Sends buffered text that nobody else flushed (e.g. a print followed by a long computation)."""
-        import aiologic
-
         while True:
             event = self._flush_requested = aiologic.Event()
             if self.streams.pending:
