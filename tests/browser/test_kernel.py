@@ -142,10 +142,16 @@ def test_thread_mode_fails_clearly(page: Any, base_url: str) -> None:
 
 
 def _wait_workers(page: Any, n: int, timeout: float = 15) -> None:
+    """Wait until n kernels are alive and the page has exactly their workers plus the pool's spare."""
+    state = "window.concurrentKernels.size + ',' + window.concurrentKernelPool.spareCount"
     deadline = time.monotonic() + timeout
-    while len(kernel_workers(page)) != n and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        kernels, spare = map(int, page.evaluate(state).split(","))
+        if kernels == n and len(kernel_workers(page)) == n + spare:
+            return
         page.wait_for_timeout(100)  # lets Playwright process worker events (time.sleep would not)
-    assert len(kernel_workers(page)) == n, kernel_workers(page)
+    kernels, spare = map(int, page.evaluate(state).split(","))
+    raise AssertionError(f"{kernels} kernels (want {n}), {spare} spare, workers: {kernel_workers(page)}")
 
 
 def _interrupt_from_toolbar(page: Any) -> None:

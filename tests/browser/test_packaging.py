@@ -47,12 +47,15 @@ def test_wheel_contains_labextension_and_pyodide_assets(wheel: Path) -> None:
 
 
 def test_pip_installed_wheel_gives_lite_site_with_kernel(wheel: Path, tmp_path: Path, page: Any) -> None:
+    # Install the wheel's data files as pip does (share/ under the prefix). Not `pip install --prefix`:
+    # pip would first uninstall the concurrent-kernel installed in this test environment.
     prefix = tmp_path / "prefix"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-         "--prefix", str(prefix), str(wheel)],
-        check=True,
-    )
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if ".data/data/" in name and not name.endswith("/"):
+                dest = prefix / name.split(".data/data/", 1)[1]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(zf.read(name))
     labext = prefix / "share" / "jupyter" / "labextensions"
     assert (labext / "concurrent-kernel" / "package.json").exists()
     lite = tmp_path / "lite"
@@ -61,10 +64,11 @@ def test_pip_installed_wheel_gives_lite_site_with_kernel(wheel: Path, tmp_path: 
         {"jupyter-lite-schema-version": 0, "jupyter-config-data": {"exposeAppInBrowser": "true"}}))
     site = tmp_path / "site"
     jupyter = Path(sys.executable).parent / "jupyter"
-    # A plain build: the installed extension is found like any pip-installed labextension (here the
-    # install prefix is not sys.prefix, so it is named as an extra labextensions path).
+    # The installed extension is found like any pip-installed labextension: the prefix is not sys.prefix
+    # here, so it is named as an extra labextensions path, and sys.prefix is ignored (an editable install
+    # of this package may already have put a copy there; jupyter lite refuses duplicates).
     subprocess.run(
-        [str(jupyter), "lite", "build", "--output-dir", str(site),
+        [str(jupyter), "lite", "build", "--ignore-sys-prefix", "--output-dir", str(site),
          f"--FederatedExtensionAddon.extra_labextensions_path={labext}"],
         cwd=lite, check=True, capture_output=True,
     )

@@ -6,9 +6,9 @@ import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { IServiceWorkerManager } from '@jupyterlite/apputils';
 import { IKernelClient, IKernelSpecs } from '@jupyterlite/services';
 
-import { ConcurrentKernel, liveKernels } from './kernel';
+import { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
 
-export { ConcurrentKernel, liveKernels } from './kernel';
+export { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
 
 const PLUGIN_ID = 'concurrent-kernel:plugin';
 const EXTENSION_NAME = 'concurrent-kernel';
@@ -19,6 +19,8 @@ interface ISettings {
   indexURL?: string;
   /** URL of the worker script. */
   workerUrl?: string;
+  /** Keep one worker with Pyodide loaded ahead of time (default true). */
+  prewarm?: boolean;
 }
 
 const LOGO =
@@ -45,7 +47,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   requires: [IKernelSpecs],
   optional: [IKernelClient, IServiceWorkerManager],
   activate: (
-    _app: JupyterFrontEnd,
+    app: JupyterFrontEnd,
     kernelSpecs: IKernelSpecs,
     kernelClient: IKernelClient | null,
     serviceWorker: IServiceWorkerManager | null
@@ -55,6 +57,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const conf = settings();
     const indexURL = new URL(conf.indexURL ?? URLExt.join(staticDir, 'pyodide/'), baseUrl).href;
     const workerUrl = new URL(conf.workerUrl ?? URLExt.join(staticDir, 'ck-worker.js'), baseUrl).href;
+
+    const pool = new WorkerPool(workerUrl, indexURL, conf.prewarm ?? true);
+    // Warm a spare once the app is up, so the first notebook finds Pyodide loaded.
+    void app.restored.then(() => setTimeout(() => pool.refill(), 0));
 
     kernelSpecs.register({
       spec: {
@@ -70,7 +76,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
           workerUrl,
           indexURL,
           baseUrl,
-          browsingContextId: serviceWorker?.browsingContextId
+          browsingContextId: serviceWorker?.browsingContextId,
+          worker: pool.take(),
+          onStarted: () => pool.refill()
         })
     });
 
@@ -84,7 +92,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     } else {
       console.warn('concurrent kernel: no IKernelClient, interrupts will not reach the kernel');
     }
-    (window as unknown as { concurrentKernels: typeof liveKernels }).concurrentKernels = liveKernels;
+    const w = window as unknown as { concurrentKernels: typeof liveKernels; concurrentKernelPool: WorkerPool };
+    w.concurrentKernels = liveKernels;
+    w.concurrentKernelPool = pool;
   }
 };
 

@@ -35,7 +35,49 @@ export namespace ConcurrentKernel {
     indexURL: string;
     baseUrl: string;
     browsingContextId?: string;
+    /** A worker already loading Pyodide (see WorkerPool); a new one is made otherwise. */
+    worker?: Worker;
+    /** Called once Python is running (the pool then warms the next spare). */
+    onStarted?: () => void;
   }
+}
+
+/**
+ * Keeps one spare worker that loads Pyodide and the packages ahead of time, so
+ * opening a notebook does not wait for the download and the imports.
+ */
+export class WorkerPool {
+  constructor(
+    private readonly _workerUrl: string,
+    private readonly _indexURL: string,
+    private readonly _enabled: boolean
+  ) {}
+
+  /** Number of spare workers alive (0 or 1). */
+  get spareCount(): number {
+    return this._spare ? 1 : 0;
+  }
+
+  /** Hand out the spare (or a fresh worker). */
+  take(): Worker {
+    const worker = this._spare ?? this._create();
+    this._spare = null;
+    return worker;
+  }
+
+  /** Start warming a spare if there is none. */
+  refill(): void {
+    if (this._enabled && !this._spare) {
+      this._spare = this._create();
+      this._spare.postMessage({ type: 'warm', indexURL: this._indexURL } as ToWorker);
+    }
+  }
+
+  private _create(): Worker {
+    return new Worker(this._workerUrl, { type: 'module', name: 'concurrent-kernel' });
+  }
+
+  private _spare: Worker | null = null;
 }
 
 type AnyMsg = KernelMessage.IMessage & { channel: string; buffers?: (ArrayBuffer | ArrayBufferView)[] };
@@ -50,7 +92,8 @@ export class ConcurrentKernel implements IKernel {
     this.location = options.location;
     this._sendMessage = options.sendMessage;
     this._isolated = typeof SharedArrayBuffer !== 'undefined' && !!globalThis.crossOriginIsolated;
-    this._worker = new Worker(options.workerUrl, { type: 'module', name: `concurrent-kernel-${this.id}` });
+    this._onStarted = options.onStarted;
+    this._worker = options.worker ?? new Worker(options.workerUrl, { type: 'module', name: 'concurrent-kernel' });
     this._worker.onmessage = (ev: MessageEvent<FromWorker>) => this._onWorkerMessage(ev.data);
     this._worker.onerror = (ev: ErrorEvent) => {
       ev.preventDefault();
@@ -228,6 +271,7 @@ export class ConcurrentKernel implements IKernel {
         this._pythonReady = true;
         this._timings = { ...data.timings, ready: data.elapsedMs };
         this._started.resolve();
+        this._onStarted?.();
         console.info(`concurrent kernel ${this.id} ready in ${data.elapsedMs} ms`, data.timings);
         break;
       case 'progress':
@@ -407,6 +451,7 @@ export class ConcurrentKernel implements IKernel {
   }
 
   private _sendMessage: IKernel.SendMessage;
+  private _onStarted?: () => void;
   private _worker: Worker;
   private _isolated: boolean;
   private _interruptBuffer: SharedArrayBuffer | null = null;

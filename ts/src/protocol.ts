@@ -22,6 +22,7 @@ export interface IInitOptions {
 }
 
 export type ToWorker =
+  | { type: 'warm'; indexURL: string }
   | { type: 'init'; options: IInitOptions }
   | { type: 'msg'; msgJson: string; buffers: ArrayBuffer[] }
   | { type: 'interrupt'; seq: number };

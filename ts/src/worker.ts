@@ -132,22 +132,34 @@ function reportHandlerError(msgJson: string, err: unknown): void {
   post({ type: 'handler-error', msgJson, error: String((err as Error)?.message ?? err) });
 }
 
-async function start(opts: IInitOptions): Promise<void> {
-  options = opts;
+/** Error carrying the loading phase it happened in. */
+class LoadError extends Error {}
+
+let warming: Promise<Record<string, number>> | null = null;
+
+/** Phase 1 (may run ahead of any kernel, in a spare worker): Pyodide, packages, import check. */
+function warm(indexURL: string): Promise<Record<string, number>> {
+  if (!warming) {
+    warming = doWarm(indexURL);
+    warming.catch(() => undefined);
+  }
+  return warming;
+}
+
+async function doWarm(indexURL: string): Promise<Record<string, number>> {
   const timings: Record<string, number> = {};
   let phase = 'fetching the manifest';
   try {
-    const base = opts.indexURL.endsWith('/') ? opts.indexURL : opts.indexURL + '/';
+    const base = indexURL.endsWith('/') ? indexURL : indexURL + '/';
     const manifestResp = await fetch(base + 'ck-manifest.json');
     if (!manifestResp.ok) {
       throw new Error(`HTTP ${manifestResp.status} for ${manifestResp.url}`);
     }
     const manifest = (await manifestResp.json()) as IManifest;
     phase = 'loading Pyodide';
-    post({ type: 'progress', phase, elapsedMs: elapsed() });
     const mod = await import(/* webpackIgnore: true */ base + 'pyodide.mjs');
     const logs: string[] = [];
-    pyodide = (await mod.loadPyodide({
+    const py = (await mod.loadPyodide({
       indexURL: base,
       lockFileURL: base + 'pyodide-lock.json',
       stdout: (text: string) => post({ type: 'log', level: 'info', text }),
@@ -155,19 +167,18 @@ async function start(opts: IInitOptions): Promise<void> {
     })) as IPyodide;
     timings.loadPyodide = elapsed();
     phase = 'loading packages';
-    post({ type: 'progress', phase, elapsedMs: elapsed() });
     const errors: string[] = [];
-    await pyodide.loadPackage(manifest.packages, {
+    await py.loadPackage(manifest.packages, {
       messageCallback: (m: string) => logs.push(m),
       errorCallback: (m: string) => errors.push(m)
     });
     timings.loadPackages = elapsed();
     phase = 'checking imports';
     // loadPackage does not fail when a file is missing: prove every module imports.
-    const check = pyodide.runPython(`
+    const check = py.runPython(`
 import importlib, json
 _missing = []
-for _name in ${JSON.stringify(manifest.imports)}:
+for _name in ${JSON.stringify([...manifest.imports, 'concurrent_kernel.callback_transport'])}:
     try:
         importlib.import_module(_name)
     except BaseException as _e:
@@ -182,14 +193,26 @@ json.dumps(_missing)
       );
     }
     timings.imports = elapsed();
-    phase = 'starting the kernel';
+    pyodide = py;
+    return timings;
+  } catch (err) {
+    throw new LoadError(`concurrent kernel failed while ${phase}: ${(err as Error)?.message ?? String(err)}`);
+  }
+}
+
+/** Phase 2: start the kernel with this page's callbacks. */
+async function start(opts: IInitOptions): Promise<void> {
+  options = opts;
+  try {
+    const timings: Record<string, number> = { ...(await warm(opts.indexURL)), init: elapsed() };
+    const py = pyodide!;
     if (opts.interruptBuffer) {
       const all = new Int32Array(opts.interruptBuffer);
       interruptArray = all;
-      pyodide.setInterruptBuffer(all.subarray(0, 1));
+      py.setInterruptBuffer(all.subarray(0, 1));
     }
-    pyodide.runPython(GLUE);
-    const startFn = pyodide.globals.get('_ck_start');
+    py.runPython(GLUE);
+    const startFn = py.globals.get('_ck_start');
     const canInput = !!(opts.stdinBuffer || opts.browsingContextId);
     const result = startFn(sendOut, canInput ? inputRequest : null) as IPyProxy & {
       toJs(): IPyProxy[];
@@ -206,11 +229,8 @@ json.dumps(_missing)
     }
   } catch (err) {
     failed = true;
-    const e = err as Error;
-    post({
-      type: 'load-error',
-      error: `concurrent kernel failed while ${phase}: ${e?.message ?? String(err)}`
-    });
+    const msg = err instanceof LoadError ? err.message : `concurrent kernel failed while starting the kernel: ${err}`;
+    post({ type: 'load-error', error: msg });
   }
 }
 
@@ -239,6 +259,9 @@ function onInterrupt(seq: number): void {
 self.onmessage = (ev: MessageEvent<ToWorker>): void => {
   const data = ev.data;
   switch (data.type) {
+    case 'warm':
+      void warm(data.indexURL).catch(() => undefined);
+      break;
     case 'init':
       void start(data.options);
       break;
