@@ -25,8 +25,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, SITE  # noqa: E402
 from lite import new_notebook, open_lab  # noqa: E402
+
+from conftest import CHROMIUM, CHROMIUM_ARGS, SITE  # noqa: E402
 
 KERNELS = {"concurrent": "concurrent (this kernel)", "python": "stock jupyterlite-pyodide-kernel 0.8.6"}
 
@@ -52,7 +53,8 @@ async ({n, timeoutMs}) => {
     const r = await Promise.race([result, sleep(timeoutMs, null)]);
     if (r === null || r[1] !== '2') throw new Error('no execute_result for round trip ' + i);
     times.push(r[0]);
-    const end = await Promise.race([future.done.then(() => 'reply'), idle.then(() => sleep(50, 'idle')), sleep(5000, 'none')]);
+    const end = await Promise.race(
+      [future.done.then(() => 'reply'), idle.then(() => sleep(50, 'idle')), sleep(5000, 'none')]);
     if (end !== 'reply') lostReplies++;
   }
   return {times, lostReplies};

@@ -84,7 +84,9 @@ def requests_seen(context: Any) -> Iterator[list[str]]:
     seen: list[str] = []
     context.on("request", lambda request: seen.append(request.url))
     yield seen
-    outside = [u for u in seen if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in LOCAL_HOSTS]
+    outside = [
+        u for u in seen if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in LOCAL_HOSTS
+    ]
     assert not outside, f"requests left the machine: {outside[:10]}"
 
 

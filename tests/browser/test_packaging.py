@@ -1,4 +1,7 @@
-"""`pip install concurrent-kernel` + `jupyter lite build` gives a site with the kernel (the wheel ships the labextension)."""
+"""`pip install concurrent-kernel` + `jupyter lite build` gives a site with the kernel.
+
+The wheel ships the built labextension as shared-data.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, _serve_module
 from lite import new_notebook, open_lab
+
+from conftest import ROOT, _serve_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -41,7 +45,7 @@ def test_wheel_contains_labextension_and_pyodide_assets(wheel: Path) -> None:
     assert any(n.startswith(f"{EXT}/static/pyodide/concurrent_kernel-") for n in data)
     assert any(n.startswith(f"{EXT}/static/remoteEntry.") for n in data)
     # The wheel inside the labextension must not nest another labextension.
-    inner = [n for n in data if n.startswith(f"{EXT}/static/pyodide/concurrent_kernel-")][0]
+    inner = next(n for n in data if n.startswith(f"{EXT}/static/pyodide/concurrent_kernel-"))
     with zipfile.ZipFile(wheel) as zf, zf.open(next(n for n in names if n.endswith(inner))) as fh:
         assert not [n for n in zipfile.ZipFile(fh).namelist() if ".data/" in n]
 

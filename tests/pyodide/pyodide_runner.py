@@ -29,7 +29,7 @@ class _Runner:
             make, future = await self._queue.get()
             try:
                 result = await make()
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            except BaseException as exc:
                 if not future.cancelled():
                     future.set_exception(exc)
             else:

@@ -64,7 +64,8 @@ def test_core_tests_pass_inside_pyodide() -> None:
         "-k", " and ".join(f"not {name}" for name in DESELECT),
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=850)
-    out = "\n".join(line[:400] for line in (proc.stdout + proc.stderr).splitlines() if "_createPyodideModule" not in line)
+    lines = (proc.stdout + proc.stderr).splitlines()
+    out = "\n".join(line[:400] for line in lines if "_createPyodideModule" not in line)
     summary = [line for line in out.splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
     print("\n[pyodide] " + (summary[-1] if summary else "no pytest summary"))
     assert proc.returncode == 0, out[-8000:]
