@@ -41,6 +41,10 @@ PYODIDE_ENV: dict[str, str] = {
     "extra": "",
 }
 
+#: Distributions that only carry Jupyter front-end assets (required by ipywidgets' metadata, never imported):
+#: not shipped to Pyodide, and dropped from every ``depends``.
+DATA_ONLY = {"widgetsnbextension", "jupyterlab-widgets"}
+
 #: Modules whose import proves the kernel can start.
 REQUIRED_IMPORTS = ["concurrent_kernel", "IPython", "anyio", "aiologic", "comm", "traitlets"]
 
@@ -81,6 +85,8 @@ def main(argv: list[str]) -> int:
     infos = {}
     for w in map(Path, wheels):
         info = wheel_info(w)
+        if info["name"] in DATA_ONLY:
+            continue
         info["path"] = w
         infos[info["name"]] = info
     packages = lock["packages"]
@@ -103,7 +109,7 @@ def main(argv: list[str]) -> int:
             "shared_library": False,
         }
     (out / "pyodide-lock.json").write_text(json.dumps(lock, indent=1, sort_keys=True))
-    missing = sorted({r for i in infos.values() for r in i["requires"] if r not in infos})
+    missing = sorted({r for i in infos.values() for r in i["requires"] if r not in infos and r not in DATA_ONLY})
     manifest = {
         "packages": sorted(infos),
         "imports": REQUIRED_IMPORTS,

@@ -47,7 +47,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   requires: [IKernelSpecs],
   optional: [IKernelClient, IServiceWorkerManager],
   activate: (
-    app: JupyterFrontEnd,
+    _app: JupyterFrontEnd,
     kernelSpecs: IKernelSpecs,
     kernelClient: IKernelClient | null,
     serviceWorker: IServiceWorkerManager | null
@@ -59,8 +59,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const workerUrl = new URL(conf.workerUrl ?? URLExt.join(staticDir, 'ck-worker.js'), baseUrl).href;
 
     const pool = new WorkerPool(workerUrl, indexURL, conf.prewarm ?? true);
-    // Warm a spare once the app is up, so the first notebook finds Pyodide loaded.
-    void app.restored.then(() => setTimeout(() => pool.refill(), 0));
+    // Warm a spare right away (its own thread), so the first notebook finds Pyodide loaded.
+    pool.refill();
 
     kernelSpecs.register({
       spec: {
