@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 import pytest
-from lite import dump, new_notebook, open_lab, output_text
+from lite import dump, new_notebook, open_lab, open_notebook, output_text
 
 from conftest import kernel_workers
 
@@ -282,3 +282,23 @@ def test_embedded_console_prints(page: Any, base_url: str) -> None:
         timeout=120_000
     )
     page.frame_locator("iframe#notebook").locator(".jp-Notebook").first.wait_for(timeout=60_000)
+
+
+def test_demo_notebook_runs(page: Any, base_url: str) -> None:
+    """The shipped concurrency demo: button awaited by a cell, a # task cell meanwhile, background tasks."""
+    open_lab(page, base_url)
+    nb = open_notebook(page, "concurrency-demo.ipynb")
+    nb.run_and_wait(1)
+    button = page.locator("button", has_text="Click me")
+    button.wait_for(timeout=30_000)
+    nb.run(3)
+    time.sleep(0.5)
+    assert nb.is_running(3)
+    assert "tick 2" in output_text(nb.run_and_wait(5, 30))
+    assert nb.is_running(3), "the awaiting cell must still wait for the click"
+    button.click()
+    assert "button clicked" in output_text(nb.wait_done(3, 30))
+    assert "heartbeat" in output_text(nb.run_and_wait(7, 30))
+    assert "stopping 'heartbeat'" in output_text(nb.run_and_wait(8, 30))
+    out = nb.run_and_wait(10, 30)
+    assert any(o["output_type"] == "error" for o in out) and "thread" in output_text(out), dump(out)
