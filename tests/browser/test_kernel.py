@@ -161,7 +161,9 @@ def _interrupt_from_toolbar(page: Any) -> None:
 
 def test_interrupt_blocking_code_when_isolated(page: Any, base_url: str) -> None:
     open_lab(page, base_url)
-    nb = new_notebook(page, "interrupt-test.ipynb", ["while True:\n    pass", "1+1"])
+    nb = new_notebook(
+        page, "interrupt-test.ipynb", ["while True:\n    pass", "1+1", "import asyncio\nawait asyncio.sleep(60)"]
+    )
     assert page.evaluate("crossOriginIsolated") is True
     nb.run(0)
     time.sleep(1.5)
@@ -169,6 +171,14 @@ def test_interrupt_blocking_code_when_isolated(page: Any, base_url: str) -> None
     _interrupt_from_toolbar(page)
     out = nb.wait_done(0, 30)
     assert any(o["output_type"] == "error" and o["ename"] == "KeyboardInterrupt" for o in out), dump(out)
+    assert nb.run_and_wait(1, 30)[0]["data"]["text/plain"] == "2"
+    # An awaiting cell is cancelled too, and the kernel goes on.
+    nb.run(2)
+    time.sleep(1.0)
+    assert nb.is_running(2)
+    _interrupt_from_toolbar(page)
+    out = nb.wait_done(2, 20)
+    assert any(o["output_type"] == "error" for o in out), dump(out)
     assert nb.run_and_wait(1, 30)[0]["data"]["text/plain"] == "2"
 
 
