@@ -162,7 +162,9 @@ def _interrupt_from_toolbar(page: Any) -> None:
 def test_interrupt_blocking_code_when_isolated(page: Any, base_url: str) -> None:
     open_lab(page, base_url)
     nb = new_notebook(
-        page, "interrupt-test.ipynb", ["while True:\n    pass", "1+1", "import asyncio\nawait asyncio.sleep(60)"]
+        page,
+        "interrupt-test.ipynb",
+        ["while True:\n    pass", "1+1", "import asyncio\nawait asyncio.sleep(60)", "input('blocked: ')"],
     )
     assert page.evaluate("crossOriginIsolated") is True
     nb.run(0)
@@ -170,6 +172,13 @@ def test_interrupt_blocking_code_when_isolated(page: Any, base_url: str) -> None
     assert nb.is_running(0)
     _interrupt_from_toolbar(page)
     out = nb.wait_done(0, 30)
+    assert any(o["output_type"] == "error" and o["ename"] == "KeyboardInterrupt" for o in out), dump(out)
+    assert nb.run_and_wait(1, 30)[0]["data"]["text/plain"] == "2"
+    # A cell blocked in input() is interrupted too.
+    nb.run(3)
+    page.locator(".jp-Stdin-input").wait_for(timeout=30_000)
+    _interrupt_from_toolbar(page)
+    out = nb.wait_done(3, 30)
     assert any(o["output_type"] == "error" and o["ename"] == "KeyboardInterrupt" for o in out), dump(out)
     assert nb.run_and_wait(1, 30)[0]["data"]["text/plain"] == "2"
     # An awaiting cell is cancelled too, and the kernel goes on.

@@ -213,6 +213,16 @@ export class ConcurrentKernel implements IKernel {
       if (ctl) {
         if (Atomics.compareExchange(ctl, 1, seq, -seq) === seq) {
           Atomics.store(ctl, 0, 2); // SIGINT
+          if (this._awaitingInput && this._pendingInput) {
+            // input() blocks in Atomics.wait, where the interrupt buffer is not checked:
+            // wake it with an empty reply; KeyboardInterrupt follows as Python resumes.
+            this._writeInputReply({
+              ...this._pendingInput,
+              header: { ...this._pendingInput.header, msg_type: 'input_reply' },
+              parent_header: this._pendingInput.header,
+              content: { status: 'ok', value: '' }
+            } as AnyMsg);
+          }
         }
       } else {
         this._notifyExecuting(NOT_ISOLATED_NOTICE);
@@ -299,6 +309,7 @@ export class ConcurrentKernel implements IKernel {
         this._awaitingInput = true;
         const msg = JSON.parse(data.msgJson) as AnyMsg;
         msg.channel = 'stdin';
+        this._pendingInput = msg;
         this._sendMessage(msg as KernelMessage.IMessage);
         break;
       }
@@ -325,6 +336,7 @@ export class ConcurrentKernel implements IKernel {
     Atomics.store(state, 0, 1);
     Atomics.notify(state, 0);
     this._awaitingInput = false;
+    this._pendingInput = null;
   }
 
   /**
@@ -457,6 +469,7 @@ export class ConcurrentKernel implements IKernel {
   private _interruptBuffer: SharedArrayBuffer | null = null;
   private _stdinBuffer: SharedArrayBuffer | null = null;
   private _awaitingInput = false;
+  private _pendingInput: AnyMsg | null = null;
   private _interruptSeq = 0;
   private _ackedSeq = 0;
   private _pythonReady = false;
