@@ -74,6 +74,7 @@ async def test_task_mode_runs_beside_a_queued_cell(client, how, kw):
     await client.reply(blocker)
 
 
+@pytest.mark.threads
 async def test_thread_mode_runs_in_a_worker_thread(client):
     reply, outputs = await client.execute("# thread\nimport threading\nprint(threading.current_thread().name)")
     assert reply["content"]["status"] == "ok", reply
@@ -84,6 +85,26 @@ async def test_invalid_run_mode_is_an_error_and_does_not_run(client):
     reply, outputs = await client.execute("print('ran')", metadata={"run_mode": "sideways"})
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "InvalidRunMode"
     assert stdout_of(outputs) == ""
+    [error] = of_type(outputs, "error")  # the cell shows why it did not run
+    assert error["content"]["ename"] == "InvalidRunMode" and "sideways" in error["content"]["evalue"]
+
+
+async def test_status_returns_to_busy_while_a_cell_still_runs(client):
+    running = client.send("shell", "execute_request", {"code": "import anyio\nawait anyio.sleep(1)"})
+    await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == running)
+    info = client.send("shell", "kernel_info_request", {})
+    await client.idle(info)
+    _, busy_again = await client.wait_for(
+        lambda c, m: m["msg_type"] == "status" and m["content"]["execution_state"] == "busy"
+        and m["parent_header"].get("msg_id") == running
+        and client.received.index((c, m)) > next(
+            i for i, (ch, mm) in enumerate(client.received)
+            if mm["msg_type"] == "status" and mm["parent_header"].get("msg_id") == info
+            and mm["content"]["execution_state"] == "idle"
+        )
+    )
+    assert busy_again
+    await client.idle(running)
 
 
 async def test_output_from_task_lands_in_its_own_cell(client):
@@ -145,6 +166,7 @@ async def test_interrupt_awaiting_cell(client, anyio_backend):
     assert reply["content"]["status"] == "ok"
 
 
+@pytest.mark.threads
 async def test_interrupt_thread_cell(client):
     running = client.send("shell", "execute_request", {"code": "# thread\nwhile True:\n    pass"})
     await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == running)
@@ -154,6 +176,7 @@ async def test_interrupt_thread_cell(client):
     assert interrupted["content"]["ename"] == "KeyboardInterrupt"
 
 
+@pytest.mark.threads
 async def test_callers_magic_lists_running_cells(client):
     running = client.send("shell", "execute_request", {"code": "import anyio\nawait anyio.sleep(1)"})
     await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == running)
@@ -163,6 +186,7 @@ async def test_callers_magic_lists_running_cells(client):
     await client.reply(running)
 
 
+@pytest.mark.threads
 async def test_thread_magic_runs_code_in_a_worker_thread(client):
     reply, outputs = await client.execute("%thread import threading; print(threading.current_thread().name)")
     assert reply["content"]["status"] == "ok", reply
@@ -171,6 +195,7 @@ async def test_thread_magic_runs_code_in_a_worker_thread(client):
     assert stdout_of(outputs).startswith("cell magic-")
 
 
+@pytest.mark.threads
 @pytest.mark.parametrize("other", ["asyncio", "trio"])
 async def test_backend_magics(client, other):
     code = (
@@ -186,6 +211,7 @@ async def test_backend_magics(client, other):
     assert stdout_of(outputs) == f"{other} {same_thread}\n"
 
 
+@pytest.mark.threads
 async def test_error_inside_thread_magic_fails_the_cell(client):
     reply, _ = await client.execute("%thread 1/0")
     assert reply["content"]["status"] == "error"

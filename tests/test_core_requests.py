@@ -55,6 +55,7 @@ async def test_history(client):
     assert [item[2] for item in reply["content"]["history"]] == ["a = 1"]
 
 
+@pytest.mark.threads
 async def test_input_from_thread_cell(client):
     running = client.send("shell", "execute_request",
                           {"code": "# thread\nname = input('Name? ')\nprint('hello', name)", "allow_stdin": True})
@@ -147,6 +148,7 @@ async def test_shutdown_reply(client):
             await anyio.sleep(0.01)
 
 
+@pytest.mark.threads
 async def test_subshell_runs_while_main_shell_is_blocked(client):
     created, _ = await client.request("control", "create_subshell_request")
     subshell_id = created["content"]["subshell_id"]
@@ -178,3 +180,11 @@ async def test_history_reports_real_session_numbers(client):
                                                                "start": 1, "stop": None, "output": False,
                                                                "raw": True})
     assert {item[0] for item in rng["content"]["history"]} == {session}
+
+
+async def test_comm_open_for_unknown_target_is_logged_not_printed(client):
+    msg_id = client.send("shell", "comm_open", {"comm_id": "x1", "target_name": "jupyter.widget.control", "data": {}})
+    await client.idle(msg_id)
+    assert not of_type(client.children(msg_id), "stream")
+    close = [m for m in of_type(client.children(msg_id), "comm_close") if m["content"]["comm_id"] == "x1"]
+    assert close, "the kernel closes a comm it cannot open, so the front end knows"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
 import comm
@@ -33,10 +35,22 @@ class KernelComm(BaseComm):
         return _kernel is None or _kernel.closed
 
 
+def _kernel_log_handler() -> logging.Handler:
+    handler = logging.StreamHandler(sys.__stderr__)
+    handler.setFormatter(logging.Formatter("[concurrent-kernel comm %(levelname)s] %(message)s"))
+    return handler
+
+
 def install(kernel: Kernel) -> CommManager:
     """Point the `comm` package (and so ipywidgets) at this kernel."""
     global _kernel
     _kernel = kernel
+    # comm's complaints ("No such comm target registered: jupyter.widget.control" when a front end probes before
+    # ipywidgets is imported) belong in the kernel's log, not as stray stderr in the notebook.
+    comm_log = logging.getLogger("Comm")
+    comm_log.propagate = False
+    if not comm_log.handlers:
+        comm_log.addHandler(_kernel_log_handler())
     manager = CommManager()
     comm.create_comm = KernelComm  # type: ignore[assignment]
     comm.get_comm_manager = lambda: manager  # type: ignore[assignment]

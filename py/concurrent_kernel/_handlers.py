@@ -35,8 +35,14 @@ class RequestError(Exception):
     def from_exception(cls, exc: BaseException) -> RequestError:
         return cls(type(exc).__name__, str(exc))
 
+    def output(self) -> dict[str, Any]:
+        """As an iopub `error` message."""
+        traceback = [f"\x1b[31m{self.ename}\x1b[39m: {self.evalue}"]
+        return {"ename": self.ename, "evalue": self.evalue, "traceback": traceback}
+
     def content(self) -> dict[str, Any]:
-        return {"status": ReplyStatus.ERROR, "ename": self.ename, "evalue": self.evalue, "traceback": []}
+        """As the reply."""
+        return {"status": ReplyStatus.ERROR, **self.output()}
 
 
 # Required and optional content fields with their types; checked before a handler runs.

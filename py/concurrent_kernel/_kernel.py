@@ -174,28 +174,38 @@ class Kernel:
         token = current_parent.set(request)
         try:
             self.publish(MsgType.STATUS, {"execution_state": ExecutionState.BUSY})
-            content: dict[str, Any] | None
             if error is not None:
-                content = error.content()
-            elif lane is not None and lane.aborting and msg_type == MsgType.EXECUTE_REQUEST:
-                content = {"status": ReplyStatus.ABORTED}
+                raise error
+            if lane is not None and lane.aborting and msg_type == MsgType.EXECUTE_REQUEST:
+                content: dict[str, Any] | None = {"status": ReplyStatus.ABORTED}
             else:
                 content = await self.handlers.dispatch(incoming, lane, mode)
             if content is not None:
                 self.reply(incoming, reply_type(msg_type), content)
-        except RequestError as exc:
-            log.warning("%s: %s: %s", msg_type, exc.ename, exc.evalue)
-            self.reply(incoming, reply_type(msg_type), exc.content())
-        except Exception as exc:  # a handler bug must still produce a reply
-            log.exception("error handling %s", msg_type)
+        except Exception as exc:  # refused or malformed (RequestError), or a handler bug: still one reply
+            if isinstance(exc, RequestError):
+                log.warning("%s: %s: %s", msg_type, exc.ename, exc.evalue)
+            else:
+                log.exception("error handling %s", msg_type)
+            refusal = exc if isinstance(exc, RequestError) else RequestError.from_exception(exc)
+            if msg_type == MsgType.EXECUTE_REQUEST:  # the cell shows why it did not run
+                self.publish(MsgType.ERROR, refusal.output())
             if msg_type.endswith("_request"):
-                self.reply(incoming, reply_type(msg_type), RequestError.from_exception(exc).content())
+                self.reply(incoming, reply_type(msg_type), refusal.content())
         finally:
             self.streams.flush()
             self.publish(MsgType.STATUS, {"execution_state": ExecutionState.IDLE})
+            self._still_busy()
             current_parent.reset(token)
             if incoming.after_reply is not None:
                 incoming.after_reply()
+
+    def _still_busy(self) -> None:
+        """A front end shows the last status it saw: after one request's idle, say busy again for a cell that
+        still runs (its own idle comes when it ends)."""
+        running = [ex for ex in list(self.executions) if ex.request is not current_parent.get()]
+        if running:
+            self.publish(MsgType.STATUS, {"execution_state": ExecutionState.BUSY}, parent=running[0].request)
 
     # ---------------------------------------------------------------- send side
 

@@ -6,7 +6,7 @@ the kernel's dependencies that the site ships. Node needs --experimental-wasm-st
 that sync pytest can block on the WebLoop.
 
 Not run there, by design: the trio backend (trio's I/O needs epoll; the browser kernel is asyncio-only) and
-the tests that need OS threads (Pyodide has none): see DESELECT.
+the tests marked `threads` (Pyodide has none) and the trio variants.
 """
 
 from __future__ import annotations
@@ -25,13 +25,9 @@ PYODIDE_DIR = ROOT / "ts" / "labextension" / "static" / "pyodide"
 EXTRA_WHEELS = HERE / ".cache" / "wheels"
 EXTRA_REQUIREMENTS = ["pytest==9.2.0", "pluggy==1.7.0", "iniconfig==2.3.1", "packaging==26.3"]
 
-#: Test-name expressions that cannot apply in Pyodide (threads) or to the asyncio-only browser kernel.
-DESELECT = [
-    "trio",
-    "thread",  # the thread run mode, %thread, input from a thread cell, interrupting a thread cell
-    "subshell_runs_while_main_shell_is_blocked",  # subshells run in their own threads
-    "callers_magic_lists_running_cells",  # expects the control thread
-]
+#: The browser kernel runs on asyncio only; tests marked `threads` need OS threads, which Pyodide lacks.
+DESELECT_NAMES = ["trio"]
+DESELECT_MARKERS = "not threads"
 
 pytestmark = [pytest.mark.timeout(900)]
 
@@ -61,7 +57,7 @@ def test_core_tests_pass_inside_pyodide() -> None:
         *test_files, "-q", "-s", "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:anyio",
         "-p", "pyodide_runner", "-W", "ignore::pytest.PytestConfigWarning",
         "-W", "ignore::pytest.PytestUnknownMarkWarning",
-        "-k", " and ".join(f"not {name}" for name in DESELECT),
+        "-k", " and ".join(f"not {name}" for name in DESELECT_NAMES), "-m", DESELECT_MARKERS,
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=850)
     lines = (proc.stdout + proc.stderr).splitlines()
