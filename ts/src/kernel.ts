@@ -271,7 +271,6 @@ export class ConcurrentKernel implements IKernel {
           msg.buffers = data.buffers;
         }
         this._route(msg);
-        this._surfaceReplyError(msg);
         this._track(msg);
         trace('out', msg);
         this._sendMessage(msg as KernelMessage.IMessage);
@@ -348,30 +347,6 @@ export class ConcurrentKernel implements IKernel {
     const session = parentSession || this._lastSession;
     if (session && msg.header) {
       msg.header.session = session;
-    }
-  }
-
-  /**
-   * An execute_reply with status "error" but no iopub error (e.g. a refused run
-   * mode) would leave the cell without any visible message: publish the error.
-   */
-  private _surfaceReplyError(msg: AnyMsg): void {
-    const parent = msg.parent_header as Partial<KernelMessage.IHeader> | undefined;
-    const parentId = parent?.msg_id;
-    if (!parentId || !msg.header) {
-      return;
-    }
-    if (msg.channel === 'iopub' && msg.header.msg_type === 'error') {
-      this._errored.add(parentId);
-    } else if (msg.header.msg_type === 'execute_reply') {
-      const content = msg.content as { status?: string; ename?: string; evalue?: string; traceback?: string[] };
-      if (content.status === 'error' && !this._errored.has(parentId)) {
-        const ename = content.ename ?? 'Error';
-        const evalue = content.evalue ?? '';
-        const traceback = content.traceback?.length ? content.traceback : [`\u001b[0;31m${ename}\u001b[0m: ${evalue}`];
-        this._emit({ header: parent, channel: 'shell' } as AnyMsg, 'iopub', 'error', { ename, evalue, traceback });
-      }
-      this._errored.delete(parentId);
     }
   }
 
@@ -475,7 +450,6 @@ export class ConcurrentKernel implements IKernel {
   private _pythonReady = false;
   private _loadError: string | null = null;
   private _lastSession = '';
-  private _errored = new Set<string>();
   private _pending = new Map<string, AnyMsg>();
   private _executing = new Map<string, AnyMsg>();
   private _timings: Record<string, number> = {};
