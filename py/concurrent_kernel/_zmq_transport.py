@@ -40,6 +40,7 @@ class ZMQTransport:
         self._feed: Callable[[str, Message, Any], None] | None = None
         self._closing = False
         self._threads_started = False
+        self._io_thread: threading.Thread | None = None
         self._feed_lock = threading.Lock()
         self._held: list[tuple[str, Message, Any]] = []
         self._early: tuple[MessageFactory, Callable[[], dict[str, Any]]] | None = None
@@ -115,7 +116,8 @@ class ZMQTransport:
         if self._threads_started:
             return
         self._threads_started = True
-        threading.Thread(target=self._io_loop, name="ZMQ I/O", daemon=True).start()
+        self._io_thread = threading.Thread(target=self._io_loop, name="ZMQ I/O", daemon=True)
+        self._io_thread.start()
         threading.Thread(target=self._heartbeat, name="Heartbeat", daemon=True).start()
 
     def send(self, channel: str, msg: Message, reply_to: Any = None) -> None:
@@ -129,10 +131,13 @@ class ZMQTransport:
             os.write(self._wake_write, b"\0")
 
     def close(self) -> None:
+        """Send what is queued (the shutdown reply among it), then close the sockets."""
         self._closing = True
         os.write(self._wake_write, b"\0")
+        if self._io_thread is not None:
+            self._io_thread.join(timeout=2.0)
         try:
-            self.context.destroy(linger=0)
+            self.context.destroy(linger=500)  # let ZMQ put the last messages on the wire
         except zmq.ZMQError:
             pass
 
@@ -145,7 +150,10 @@ class ZMQTransport:
         poller.register(self._wake_read, zmq.POLLIN)
         by_socket = {self.sockets[name]: name for name in (*_ROUTED, Channel.IOPUB)}
         wake = self._wake_read
-        while not self._closing:
+        while True:
+            if self._closing:
+                self._forward_outgoing()  # the last replies (shutdown_reply, idle) must still go out
+                return
             try:
                 events = poller.poll()
             except zmq.ZMQError:
