@@ -31,10 +31,6 @@ class Execution:
     result: Any = None
 
     @property
-    def msg_id(self) -> str:
-        return str(self.request.get("header", {}).get("msg_id", ""))
-
-    @property
     def is_main_thread(self) -> bool:
         return self.thread_id == threading.main_thread().ident
 
