@@ -26,7 +26,16 @@ from ._execution import Execution
 from ._handlers import Handlers, RequestError
 from ._loops import IS_PYODIDE
 from ._messages import Message, MessageFactory, header_of
-from ._protocol import COMM_MSG_TYPES, Channel, ExecutionState, MsgType, ReplyStatus, RunMode, reply_type
+from ._protocol import (
+    COMM_MSG_TYPES,
+    HEADER_SUBSHELL_ID,
+    Channel,
+    ExecutionState,
+    MsgType,
+    ReplyStatus,
+    RunMode,
+    reply_type,
+)
 from ._runmode import RunModeError, run_mode_of
 from ._streams import OutStream, StreamBuffer
 from ._transport import Transport
@@ -107,7 +116,7 @@ class Kernel:
                 # waits for the GIL. The control lane still sends the reply, inside busy/idle.
                 self.request_interrupt()
             if channel == Channel.SHELL and msg_type == MsgType.EXECUTE_REQUEST:
-                subshell_id = header.get("subshell_id")
+                subshell_id = header.get(HEADER_SUBSHELL_ID)
                 hub = self.subshells.get(subshell_id, self.main_hub) if isinstance(subshell_id, str) else self.main_hub
                 hub.put(incoming)
             elif channel == Channel.SHELL and msg_type in COMM_MSG_TYPES:
@@ -121,7 +130,7 @@ class Kernel:
         """Runs in the hub's loop: pick the lane, task or thread for one message."""
         msg_type = incoming.msg_type
         if msg_type == MsgType.EXECUTE_REQUEST:
-            subshell_id = header_of(incoming.msg).get("subshell_id")
+            subshell_id = header_of(incoming.msg).get(HEADER_SUBSHELL_ID)
             if subshell_id is not None and (not isinstance(subshell_id, str) or subshell_id not in self.subshells):
                 error = RequestError("SubshellNotFound", f"no subshell with id {subshell_id!r}")
                 hub.spawn(partial(self.handle, incoming, None, error))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,6 @@ class MemoryTransport:
         self.blocking_input = blocking_input
         self.sent: aiologic.SimpleQueue[tuple[str, Message]] = aiologic.SimpleQueue()
         self._feed: Callable[[str, Message, Any], None] | None = None
-        self._lock = threading.Lock()
 
     def send(self, channel: str, msg: Message, reply_to: Any = None) -> None:
         self.sent.green_put((channel, msg))

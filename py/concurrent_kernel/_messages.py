@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ._protocol import PROTOCOL_VERSION
+from ._protocol import HEADER_SUBSHELL_ID, PROTOCOL_VERSION
 
 Message = dict[str, Any]
 
@@ -40,7 +40,7 @@ class MessageFactory:
             "version": PROTOCOL_VERSION,
         }
         if subshell_id is not None:
-            header["subshell_id"] = subshell_id
+            header[HEADER_SUBSHELL_ID] = subshell_id
         return header
 
     def make(
@@ -52,7 +52,7 @@ class MessageFactory:
         buffers: list[Any] | None = None,
     ) -> Message:
         parent_header = parent.get("header", {}) if parent else {}
-        subshell_id = parent_header.get("subshell_id") if isinstance(parent_header, dict) else None
+        subshell_id = parent_header.get(HEADER_SUBSHELL_ID) if isinstance(parent_header, dict) else None
         msg: Message = {
             "header": self.header(msg_type, subshell_id),
             "msg_id": None,
@@ -71,7 +71,3 @@ def header_of(msg: Message | None) -> dict[str, Any]:
         return {}
     header = msg.get("header")
     return header if isinstance(header, dict) else {}
-
-
-def msg_type_of(msg: Message) -> str:
-    return str(header_of(msg).get("msg_type", ""))

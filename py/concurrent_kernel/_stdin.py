@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import aiologic
 
 from ._context import current_execution, current_parent
-from ._messages import header_of
 from ._protocol import Channel, MsgType
 
 if TYPE_CHECKING:
@@ -68,7 +67,8 @@ class StdinBroker:
 
     def resolve(self, reply: dict[str, Any]) -> None:
         """Match an input_reply to its request; a reply without parent header goes to the oldest waiter."""
-        parent_id = header_of(reply.get("parent_header") and {"header": reply["parent_header"]}).get("msg_id")
+        parent = reply.get("parent_header")
+        parent_id = parent.get("msg_id") if isinstance(parent, dict) else None
         with self._lock:
             match = next((p for p in self._pending if p.msg_id == parent_id), None)
             if match is None and not parent_id and self._pending:
