@@ -122,31 +122,30 @@ class Bench:
                 arrived[parent] = time.perf_counter()
         return arrived
 
-    def iopub_until_idle(self, msg_id: str, timeout: float, keep: Callable[[Msg], None]) -> bool:
+    def _iopub_until(self, msg_id: str, timeout: float, done: Callable[[Msg], bool]) -> bool:
+        """Read iopub until a message of `msg_id` satisfies `done`; False on timeout."""
         deadline = time.perf_counter() + timeout
         while (left := deadline - time.perf_counter()) > 0:
             try:
                 msg = self.kc.get_iopub_msg(timeout=left)
             except Empty:
                 return False
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
+            if msg["parent_header"].get("msg_id") == msg_id and done(msg):
+                return True
+        return False
+
+    def iopub_until_idle(self, msg_id: str, timeout: float, keep: Callable[[Msg], None]) -> bool:
+        def done(msg: Msg) -> bool:
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 return True
             keep(msg)
-        return False
+            return False
+
+        return self._iopub_until(msg_id, timeout, done)
 
     def wait_started(self, msg_id: str, timeout: float = 30) -> bool:
         """Wait for the cell's first stream output (cells print 'started' before they block)."""
-        deadline = time.perf_counter() + timeout
-        while (left := deadline - time.perf_counter()) > 0:
-            try:
-                msg = self.kc.get_iopub_msg(timeout=left)
-            except Empty:
-                return False
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-                return True
-        return False
+        return self._iopub_until(msg_id, timeout, lambda msg: msg["msg_type"] == "stream")
 
     def rss_mb(self) -> float:
         return float(self.proc.memory_info().rss) / 2**20
