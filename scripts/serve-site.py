@@ -27,6 +27,7 @@ EXTRA_TYPES = {
     ".json": "application/json",
     ".whl": "application/zip",
     ".ipynb": "application/json",
+    ".gz": "application/gzip",  # served as is: the kernel's worker inflates its snapshot files itself
 }
 
 
@@ -51,6 +52,11 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A page closed during a download (e.g. a test's browser context) is not a server error.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 def make_server(directory: Path, port: int = 0, isolation: bool = True) -> Server:

@@ -267,7 +267,10 @@ def test_handler_exception_and_malformed_message(page: Any, base_url: str) -> No
 
 
 def test_failed_package_load_is_reported(browser: Any, base_url: str) -> None:
-    """A wheel that cannot be fetched: loadPackage returns quietly, the import check must catch it."""
+    """A wheel that cannot be fetched: loadPackage returns quietly, the import check must catch it.
+
+    The snapshot is refused too, so the worker installs the wheels (with it, no wheel is fetched at all).
+    """
     context = browser.new_context(service_workers="block")  # so context.route sees the worker's fetches
     seen: list[str] = []
     context.on("request", lambda request: seen.append(request.url))
@@ -278,6 +281,7 @@ def test_failed_package_load_is_reported(browser: Any, base_url: str) -> None:
         route.fulfill(status=404, body="missing on purpose")
 
     context.route("**/pyodide/ipython-*.whl", refuse)
+    context.route("**/pyodide/ck-snapshot.bin.gz", lambda route: route.fulfill(status=404, body="refused"))
     try:
         page = context.new_page()
         open_lab(page, base_url)

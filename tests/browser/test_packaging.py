@@ -40,7 +40,8 @@ def test_wheel_contains_labextension_and_pyodide_assets(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     data = [n.split(".data/data/", 1)[1] for n in names if ".data/data/" in n]
     for required in ("package.json", "static/ck-worker.js", "static/pyodide/pyodide.asm.wasm",
-                     "static/pyodide/pyodide-lock.json", "static/pyodide/ck-manifest.json"):
+                     "static/pyodide/pyodide-lock.json", "static/pyodide/ck-manifest.json",
+                     "static/pyodide/ck-snapshot.bin.gz", "static/pyodide/ck-site-packages.bin.gz"):
         assert f"{EXT}/{required}" in data, f"{required} missing from {wheel.name}"
     assert any(n.startswith(f"{EXT}/static/pyodide/concurrent_kernel-") for n in data)
     assert any(n.startswith(f"{EXT}/static/remoteEntry.") for n in data)
@@ -86,5 +87,6 @@ def test_pip_installed_wheel_gives_lite_site_with_kernel(wheel: Path, tmp_path: 
         nb = new_notebook(page, "pip.ipynb", ["import concurrent_kernel\n1+1"])
         assert nb.kernel["implementation"] == "concurrent_kernel"
         assert nb.run_and_wait(0, 60)[0]["data"]["text/plain"] == "2"
+        assert "snapshot" in nb.js("return window.concurrentKernels.get(kernel.id).timings;")
     finally:
         server.shutdown()

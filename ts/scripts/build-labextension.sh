@@ -74,4 +74,6 @@ for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
   cp "node_modules/pyodide/$f" "$PYO/"
 done
 "$PY" ts/scripts/make_pyodide_lock.py node_modules/pyodide/pyodide-lock.json "$PYO" "$KWHEEL" "${DEPS[@]}"
+echo "[build] python snapshot"
+node --experimental-wasm-stack-switching ts/scripts/make_snapshot.mjs "$PYO"
 echo "[build] done: $OUT ($(du -sh "$OUT" | cut -f1))"

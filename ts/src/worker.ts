@@ -30,14 +30,31 @@ interface IPyodide {
   globals: { get(name: string): IPyProxy };
   setInterruptBuffer(buffer: Int32Array): void;
   checkInterrupt(): void;
+  FS: {
+    mkdirTree(path: string): void;
+    writeFile(path: string, data: Uint8Array, opts?: { canOwn?: boolean }): void;
+  };
 }
 interface IManifest {
   packages: string[];
   imports: string[];
+  /** Written by ts/scripts/make_snapshot.mjs (file names relative to indexURL). */
+  snapshot?: { memory: string; files: string };
 }
 
 const post = (msg: FromWorker, transfer: Transferable[] = []): void =>
   (self as unknown as Worker).postMessage(msg, transfer);
+
+/** Log lines of a spare worker, kept until a kernel takes it (nobody listens before). */
+let unheardLogs: FromWorker[] | null = [];
+
+function log(level: 'info' | 'warn' | 'error', text: string): void {
+  if (unheardLogs) {
+    unheardLogs.push({ type: 'log', level, text });
+  } else {
+    post({ type: 'log', level, text });
+  }
+}
 
 const t0 = performance.now();
 const elapsed = (): number => Math.round(performance.now() - t0);
@@ -156,42 +173,27 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
       throw new Error(`HTTP ${manifestResp.status} for ${manifestResp.url}`);
     }
     const manifest = (await manifestResp.json()) as IManifest;
-    phase = 'loading Pyodide';
-    const mod = await import(/* webpackIgnore: true */ base + 'pyodide.mjs');
-    const logs: string[] = [];
-    const py = (await mod.loadPyodide({
-      indexURL: base,
-      lockFileURL: base + 'pyodide-lock.json',
-      stdout: (text: string) => post({ type: 'log', level: 'info', text }),
-      stderr: (text: string) => post({ type: 'log', level: 'warn', text })
-    })) as IPyodide;
-    timings.loadPyodide = elapsed();
-    phase = 'loading packages';
-    const errors: string[] = [];
-    await py.loadPackage(manifest.packages, {
-      messageCallback: (m: string) => logs.push(m),
-      errorCallback: (m: string) => errors.push(m)
-    });
-    timings.loadPackages = elapsed();
-    phase = 'checking imports';
-    // loadPackage does not fail when a file is missing: prove every module imports.
-    const check = py.runPython(`
-import importlib, json
-_missing = []
-for _name in ${JSON.stringify([...manifest.imports, 'concurrent_kernel.callback_transport'])}:
-    try:
-        importlib.import_module(_name)
-    except BaseException as _e:
-        _missing.append(f"{_name}: {type(_e).__name__}: {_e}")
-json.dumps(_missing)
-`) as string;
-    const missing = JSON.parse(check) as string[];
-    if (missing.length) {
-      throw new Error(
-        `required Python packages could not be imported: ${missing.join('; ')}` +
-          (errors.length ? `\nloadPackage reported: ${errors.join('; ')}` : '')
-      );
+    let py: IPyodide | null = null;
+    let loadErrors: string[] = [];
+    if (manifest.snapshot) {
+      phase = 'restoring the Python snapshot';
+      try {
+        py = await restoreSnapshot(base, manifest.snapshot, timings);
+      } catch (err) {
+        // A snapshot is an optimisation: fall back to installing the wheels.
+        log('warn', `snapshot not used (${String(err)}); installing the packages`);
+      }
     }
+    if (!py) {
+      phase = 'loading Pyodide';
+      py = await loadPyodideFrom(base, {});
+      timings.loadPyodide = elapsed();
+      phase = 'loading packages';
+      loadErrors = await loadPackages(py, manifest.packages);
+      timings.loadPackages = elapsed();
+    }
+    phase = 'checking imports';
+    checkImports(py, manifest.imports, loadErrors);
     timings.imports = elapsed();
     pyodide = py;
     return timings;
@@ -200,9 +202,123 @@ json.dumps(_missing)
   }
 }
 
+async function loadPyodideFrom(base: string, extra: Record<string, unknown>): Promise<IPyodide> {
+  const mod = await import(/* webpackIgnore: true */ base + 'pyodide.mjs');
+  return (await mod.loadPyodide({
+    indexURL: base,
+    lockFileURL: base + 'pyodide-lock.json',
+    stdout: (text: string) => log('info', text),
+    stderr: (text: string) => log('warn', text),
+    ...extra
+  })) as IPyodide;
+}
+
+/** Fetch a file; gzip data (our snapshot files) is inflated here, whatever the server's Content-Encoding. */
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const resp = await fetch(url);
+  if (!resp.ok) {
+    throw new Error(`HTTP ${resp.status} for ${resp.url}`);
+  }
+  const data = new Uint8Array(await resp.arrayBuffer());
+  if (data[0] !== 0x1f || data[1] !== 0x8b) {
+    return data;
+  }
+  const inflated = new Blob([data]).stream().pipeThrough(new DecompressionStream('gzip'));
+  return new Uint8Array(await new Response(inflated).arrayBuffer());
+}
+
+/**
+ * Start Python from the memory snapshot written at build time (ts/scripts/make_snapshot.mjs): the interpreter
+ * with every package imported, so neither the installs nor the imports run here. The snapshot holds memory
+ * only, so the installed files are written back from their bundle.
+ */
+async function restoreSnapshot(
+  base: string,
+  snapshot: { memory: string; files: string },
+  timings: Record<string, number>
+): Promise<IPyodide> {
+  const memory = fetchBytes(base + snapshot.memory);
+  const files = fetchBytes(base + snapshot.files);
+  memory.catch(() => undefined);
+  files.catch(() => undefined);
+  const createModule = (await import(/* webpackIgnore: true */ base + 'pyodide.asm.mjs')).default;
+  const bytes = await memory;
+  const py = await loadPyodideFrom(base, {
+    _loadSnapshot: bytes,
+    // Pyodide sizes the new memory from the snapshot but this build ignores that: grow it before the restore.
+    createPyodideModule: async (settings: unknown) => {
+      const module = await createModule(settings);
+      module.growMemory(bytes.length);
+      return module;
+    }
+  });
+  timings.snapshot = elapsed();
+  writeFiles(py, await files);
+  timings.files = elapsed();
+  return py;
+}
+
+/** Unpack ck-site-packages.bin: u32 header length, JSON [[path, size], ...], then the contents in order. */
+function writeFiles(py: IPyodide, bundle: Uint8Array): void {
+  const view = new DataView(bundle.buffer, bundle.byteOffset, bundle.byteLength);
+  const headerLength = view.getUint32(0, true);
+  const entries = JSON.parse(new TextDecoder().decode(bundle.subarray(4, 4 + headerLength))) as [string, number][];
+  let offset = 4 + headerLength;
+  const made = new Set<string>();
+  for (const [path, size] of entries) {
+    const dir = path.slice(0, path.lastIndexOf('/'));
+    if (!made.has(dir)) {
+      py.FS.mkdirTree(dir);
+      made.add(dir);
+    }
+    py.FS.writeFile(path, bundle.subarray(offset, offset + size), { canOwn: true });
+    offset += size;
+  }
+  if (offset !== bundle.byteLength) {
+    throw new Error(`the file bundle is ${bundle.byteLength} bytes, its header describes ${offset}`);
+  }
+}
+
+/** Install the wheels; returns what loadPackage reported as errors (it does not throw for a missing file). */
+async function loadPackages(py: IPyodide, packages: string[]): Promise<string[]> {
+  const errors: string[] = [];
+  await py.loadPackage(packages, {
+    messageCallback: () => undefined,
+    errorCallback: (m: string) => errors.push(m)
+  });
+  return errors;
+}
+
+/** loadPackage does not fail when a file is missing, nor does a snapshot miss its files: prove both. */
+function checkImports(py: IPyodide, imports: string[], loadErrors: string[]): void {
+  const check = py.runPython(`
+import importlib, json, os
+_missing = []
+for _name in ${JSON.stringify([...imports, 'concurrent_kernel.callback_transport'])}:
+    try:
+        _file = getattr(importlib.import_module(_name), "__file__", None)
+        if _file and not os.path.exists(_file):
+            raise FileNotFoundError(_file)
+    except BaseException as _e:
+        _missing.append(f"{_name}: {type(_e).__name__}: {_e}")
+json.dumps(_missing)
+`) as string;
+  const missing = JSON.parse(check) as string[];
+  if (missing.length) {
+    throw new Error(
+      `required Python packages could not be imported: ${missing.join('; ')}` +
+        (loadErrors.length ? `\nloadPackage reported: ${loadErrors.join('; ')}` : '')
+    );
+  }
+}
+
 /** Phase 2: start the kernel with this page's callbacks. */
 async function start(opts: IInitOptions): Promise<void> {
   options = opts;
+  for (const line of unheardLogs ?? []) {
+    post(line);
+  }
+  unheardLogs = null;
   try {
     const timings: Record<string, number> = { ...(await warm(opts.indexURL)), init: elapsed() };
     const py = pyodide!;
@@ -251,7 +367,7 @@ function onInterrupt(seq: number): void {
     try {
       interruptKernel();
     } catch (err) {
-      post({ type: 'log', level: 'error', text: `interrupt failed: ${err}` });
+      log('error', `interrupt failed: ${err}`);
     }
   }
 }

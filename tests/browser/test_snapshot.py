@@ -1,0 +1,67 @@
+"""The kernel starts from the build-time memory snapshot (ts/scripts/make_snapshot.mjs), or without it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from lite import dump, new_notebook, open_lab, output_text
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+_TIMINGS = "return window.concurrentKernels.get(kernel.id).timings;"
+
+
+def test_restored_kernel_has_its_files(page: Any, base_url: str) -> None:
+    """A snapshot carries memory only: what reads installed files (lazy imports, metadata, jedi) must still work."""
+    open_lab(page, base_url)
+    nb = new_notebook(
+        page,
+        "snapshot-test.ipynb",
+        [
+            "import sys\nfresh = 'pygments.lexers.rust' not in sys.modules\nimport pygments.lexers.rust\n"
+            "print(fresh, pygments.lexers.rust.RustLexer.name)",
+            "import importlib.metadata\nimportlib.metadata.version('ipython')",
+            "import sys\nsys.path.count(''), sys.executable",
+        ],
+    )
+    assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
+    out = nb.run_and_wait(0)
+    assert "True Rust" in output_text(out), dump(out)
+    out = nb.run_and_wait(1)
+    assert out and out[0]["data"]["text/plain"].startswith("'9."), dump(out)
+    out = nb.run_and_wait(2)
+    assert out and out[0]["data"]["text/plain"] == "(1, '')", dump(out)
+    # Completion goes through jedi, which reads the type stubs shipped in its package.
+    reply = nb.js("return (await kernel.requestComplete({code: 'import jso', cursor_pos: 10})).content;")
+    assert reply["status"] == "ok" and "json" in reply["matches"], reply
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_kernel_starts_without_a_usable_snapshot(browser: Any, base_url: str, damage: str) -> None:
+    """The snapshot is an optimisation: without it the worker installs the wheels and says why."""
+    context = browser.new_context(service_workers="block")  # so context.route sees the worker's fetches
+    served: list[str] = []
+
+    def damaged(route: Any) -> None:
+        served.append(route.request.url)
+        if damage == "missing":
+            route.fulfill(status=404, body="missing on purpose")
+        else:
+            route.fulfill(status=200, body=b"\x1f\x8b" + bytes(range(256)) * 64)
+
+    context.route("**/pyodide/ck-snapshot.bin.gz", damaged)
+    logs: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda msg: logs.append(msg.text))
+        open_lab(page, base_url)
+        nb = new_notebook(page, "no-snapshot-test.ipynb", ["import IPython\n1+1"])
+        out = nb.run_and_wait(0, 120)
+        assert out and out[0]["data"]["text/plain"] == "2", dump(out)
+        timings = nb.js(_TIMINGS)
+        assert served, "the snapshot was never requested"
+        assert "loadPackages" in timings and "snapshot" not in timings, timings
+        assert any("snapshot not used" in line for line in logs), logs
+    finally:
+        context.close()
