@@ -78,7 +78,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           baseUrl,
           browsingContextId: serviceWorker?.browsingContextId,
           worker: pool.take(),
-          onStarted: () => pool.refill()
+          onQuiet: () => pool.refill()
         })
     });
 

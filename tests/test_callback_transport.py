@@ -1,0 +1,80 @@
+"""The callback transport (what JupyterLite's worker drives) on CPython's asyncio loop: messages as JSON text in and
+out, and the throwaway warm-up kernel a spare worker runs before a notebook takes it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from concurrent_kernel import callback_transport
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the transport runs on the host's asyncio loop (Pyodide's WebLoop)
+
+
+def _request(msg_type: str, content: dict[str, Any], msg_id: str) -> str:
+    header = {"msg_id": msg_id, "msg_type": msg_type, "session": "test", "username": "", "date": "", "version": "5.4"}
+    return json.dumps({"channel": "shell", "header": header, "parent_header": {}, "metadata": {}, "content": content})
+
+
+def _execute(code: str, msg_id: str) -> str:
+    return _request("execute_request", {"code": code, "silent": False, "store_history": True,
+                                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}, msg_id)
+
+
+async def _run(handle: callback_transport.Handle, sent: list[dict[str, Any]], raw: str, msg_id: str) -> dict[str, Any]:
+    """Send one request; return its reply once the kernel is idle again."""
+    handle.receive(raw)
+    for _ in range(3000):
+        mine = [m for m in sent if m["parent_header"].get("msg_id") == msg_id]
+        replies = [m for m in mine if m["channel"] == "shell"]
+        if replies and any(m["header"]["msg_type"] == "status" and m["content"]["execution_state"] == "idle"
+                           for m in mine):
+            return replies[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no reply to {msg_id} within 30 s: {sent}")
+
+
+@pytest.mark.anyio
+async def test_messages_cross_as_json_with_their_channel() -> None:
+    sent: list[dict[str, Any]] = []
+    handle = callback_transport.start(lambda text, buffers: sent.append(json.loads(text)))
+    try:
+        reply = await _run(handle, sent, _request("kernel_info_request", {}, "info"), "info")
+        assert reply["header"]["msg_type"] == "kernel_info_reply" and reply["content"]["status"] == "ok"
+        reply = await _run(handle, sent, _execute("1+1", "one"), "one")
+        assert reply["content"]["status"] == "ok"
+        results = [m for m in sent if m["header"]["msg_type"] == "execute_result"]
+        assert results[0]["channel"] == "iopub" and results[0]["content"]["data"]["text/plain"] == "2"
+        handle.receive("{not json")  # dropped with a log line; the kernel keeps serving
+        reply = await _run(handle, sent, _execute("2+2", "two"), "two")
+        assert reply["content"]["status"] == "ok"
+    finally:
+        await handle.shutdown()
+
+
+@pytest.mark.anyio
+async def test_warm_up_runs_a_throwaway_kernel() -> None:
+    assert await callback_transport.warm_up(4) == 4
+    # The kernel a notebook then gets starts fresh: its first cell is number 1 and sees no warm-up state.
+    sent: list[dict[str, Any]] = []
+    handle = callback_transport.start(lambda text, buffers: sent.append(json.loads(text)))
+    try:
+        reply = await _run(handle, sent, _execute("len(Out)", "fresh"), "fresh")
+        assert reply["content"]["execution_count"] == 1
+        results = [m for m in sent if m["header"]["msg_type"] == "execute_result"]
+        assert results[0]["content"]["data"]["text/plain"] == "0"
+    finally:
+        await handle.shutdown()
+
+
+@pytest.mark.anyio
+async def test_warm_up_stops_when_a_kernel_is_wanted() -> None:
+    answers = iter([True, True, False])
+    assert await callback_transport.warm_up(10, keep_going=lambda: next(answers)) == 1
+    assert await callback_transport.warm_up(10, keep_going=lambda: False) == 0
