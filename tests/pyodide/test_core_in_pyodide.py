@@ -1,4 +1,5 @@
-"""Run the core's in-memory-transport tests (tests/test_core_*.py) inside Pyodide under Node.
+"""Run the core's in-memory-transport tests (tests/test_core_*.py) and the callback transport's tests
+(tests/test_callback_transport.py) inside Pyodide under Node.
 
 "The same core in CPython and in the browser" is tested, not claimed: the very test files the CPython
 suite runs are collected by pytest inside Pyodide 314 (CPython 3.14 on wasm32) with the Pyodide wheels of
@@ -49,7 +50,8 @@ def test_core_tests_pass_inside_pyodide() -> None:
     assert node, "node is required (Node >= 20)"
     if not (PYODIDE_DIR / "ck-manifest.json").exists():
         pytest.fail(f"{PYODIDE_DIR} is not built: run `bash scripts/setup-browser.sh` (or npm run build)")
-    test_files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_core_*.py"))
+    tests = [*(ROOT / "tests").glob("test_core_*.py"), ROOT / "tests" / "test_callback_transport.py"]
+    test_files = sorted(str(p.relative_to(ROOT)) for p in tests)
     assert test_files, "no tests/test_core_*.py to run"
     cmd = [
         node, "--experimental-wasm-stack-switching", str(HERE / "run_core_tests.mjs"),
