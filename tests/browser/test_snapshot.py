@@ -66,3 +66,16 @@ def test_kernel_starts_without_a_usable_snapshot(browser: Any, base_url: str, da
         assert any("snapshot not used" in line for line in logs), logs
     finally:
         context.close()
+
+
+def test_next_notebook_gets_a_warmed_spare(page: Any, base_url: str) -> None:
+    """Once the first kernel is quiet, the pool prepares a spare (snapshot restored, JIT warm-up run) for the next."""
+    open_lab(page, base_url)
+    first = new_notebook(page, "first-test.ipynb", ["1+1"])
+    assert first.run_and_wait(0)[0]["data"]["text/plain"] == "2"
+    page.wait_for_function("() => window.concurrentKernelPool.spareWarmed", timeout=120_000)
+    second = new_notebook(page, "second-test.ipynb", ["1+1"])
+    timings = second.js(_TIMINGS)
+    assert timings["warmUpCells"] > 0 and timings["warmUp"] <= timings["init"], timings
+    out = second.run_and_wait(0)
+    assert out[0]["data"]["text/plain"] == "2" and out[0]["execution_count"] == 1, dump(out)

@@ -67,18 +67,31 @@ export class WorkerPool {
     return this._spare ? 1 : 0;
   }
 
+  /** Whether the spare has Python loaded and warmed up, ready for a kernel. */
+  get spareWarmed(): boolean {
+    return this._spareWarmed;
+  }
+
   /** Hand out the spare (or a fresh worker). */
   take(): Worker {
     const worker = this._spare ?? this._create();
+    worker.onmessage = null;
     this._spare = null;
+    this._spareWarmed = false;
     return worker;
   }
 
   /** Start warming a spare if there is none. */
   refill(): void {
     if (this._enabled && !this._spare) {
-      this._spare = this._create();
-      this._spare.postMessage({ type: 'warm', indexURL: this._indexURL } as ToWorker);
+      const spare = this._create();
+      spare.onmessage = (ev: MessageEvent<FromWorker>) => {
+        if (ev.data.type === 'progress' && ev.data.phase === 'warmed' && spare === this._spare) {
+          this._spareWarmed = true;
+        }
+      };
+      spare.postMessage({ type: 'warm', indexURL: this._indexURL } as ToWorker);
+      this._spare = spare;
     }
   }
 
@@ -87,6 +100,7 @@ export class WorkerPool {
   }
 
   private _spare: Worker | null = null;
+  private _spareWarmed = false;
 }
 
 type AnyMsg = KernelMessage.IMessage & { channel: string; buffers?: (ArrayBuffer | ArrayBufferView)[] };

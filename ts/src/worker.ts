@@ -203,6 +203,7 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
       phase = 'warming up';
       await warmUp(py, timings);
     }
+    post({ type: 'progress', phase: 'warmed', elapsedMs: elapsed() });
     return timings;
   } catch (err) {
     throw new LoadError(`concurrent kernel failed while ${phase}: ${(err as Error)?.message ?? String(err)}`);
