@@ -57,10 +57,10 @@ if [ -d "$LABEXT/@jupyterlite/pyodide-kernel-extension" ]; then
   for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
     cp "node_modules/pyodide/$f" "$STOCK/"
   done
-  cp ts/labextension/static/pyodide/*.whl "$STOCK/"
+  cp ts/labextension/static/pyodide/*.whl ts/.cache/stock-wheels/*.whl "$STOCK/"
   rm -f "$STOCK"/concurrent_kernel-*.whl
-  "$VENV/bin/python" ts/scripts/make_pyodide_lock.py node_modules/pyodide/pyodide-lock.json "$STOCK" \
-    "$STOCK"/*.whl ts/.cache/stock-wheels/*.whl >/dev/null
-  rm -f "$STOCK/ck-manifest.json"
+  # pyodide-build's venv was made by ts/scripts/build-labextension.sh.
+  ts/.cache/pyodide-build-venv/bin/pyodide lockfile add-wheels --input node_modules/pyodide/pyodide-lock.json \
+    --output "$STOCK/pyodide-lock.json" --base-path "$STOCK" "$STOCK"/*.whl
 fi
 echo "[site] built $OUT ($(du -sh "$OUT" | cut -f1))"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Build the labextension into ts/labextension: TypeScript, the worker bundle, the
 # federated extension (jupyter-builder), and the Pyodide assets (core from npm
-# `pyodide`, the kernel wheel and its pinned pure-Python dependencies, a lock).
+# `pyodide`, the kernel wheel and its pinned pure-Python dependencies, a lock written
+# by pyodide-build, the load manifest, and a memory snapshot of the started kernel).
 #
 # Env: VENV (python venv with jupyter_builder, pip, hatchling; default .venv),
-#      CK_KERNEL_WHEEL (use this concurrent_kernel wheel instead of building one).
+#      CK_KERNEL_WHEEL (use this concurrent_kernel wheel instead of building one),
+#      CK_PYODIDE_BUILD_PYTHON (a Python >= 3.12 for pyodide-build; default: found on PATH or in pyenv).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
@@ -73,7 +75,36 @@ mkdir -p "$PYO"
 for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
   cp "node_modules/pyodide/$f" "$PYO/"
 done
-"$PY" ts/scripts/make_pyodide_lock.py node_modules/pyodide/pyodide-lock.json "$PYO" "$KWHEEL" "${DEPS[@]}"
+cp "$KWHEEL" "${DEPS[@]}" "$PYO/"
+WHEELS=("$PYO"/*.whl)
+
+echo "[build] pyodide lock (pyodide lockfile add-wheels)"
+# pyodide-build needs Python >= 3.12; the kernel's own venv may be older: give it a venv of its own.
+PB_VENV="$CACHE/pyodide-build-venv"
+PB_PKGS=("pyodide-build==0.39.2" "pyodide-lock[wheel]==0.2.1")
+if [ "$(cat "$PB_VENV/.ck-stamp" 2>/dev/null)" != "${PB_PKGS[*]}" ]; then
+  PB_PYTHON="${CK_PYODIDE_BUILD_PYTHON:-}"
+  if [ -z "$PB_PYTHON" ]; then
+    for c in python3.14 python3.13 python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3; do
+      if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+        PB_PYTHON="$(command -v "$c")"
+        break
+      fi
+    done
+  fi
+  if [ -z "$PB_PYTHON" ]; then
+    echo "[build] pyodide-build needs Python >= 3.12: none found on PATH or in pyenv; set CK_PYODIDE_BUILD_PYTHON" >&2
+    exit 1
+  fi
+  rm -rf "$PB_VENV"
+  "$PB_PYTHON" -m venv "$PB_VENV"
+  "$PB_VENV/bin/python" -m pip install -q --disable-pip-version-check "${PB_PKGS[@]}" 2>&1 \
+    | grep -v "^WARNING: Location" || true
+  echo "${PB_PKGS[*]}" >"$PB_VENV/.ck-stamp"
+fi
+"$PB_VENV/bin/pyodide" lockfile add-wheels --input node_modules/pyodide/pyodide-lock.json \
+  --output "$PYO/pyodide-lock.json" --base-path "$PYO" "${WHEELS[@]}"
+"$PY" ts/scripts/make_manifest.py "$PYO" "${WHEELS[@]}"
 echo "[build] python snapshot"
 node --experimental-wasm-stack-switching ts/scripts/make_snapshot.mjs "$PYO"
 echo "[build] done: $OUT ($(du -sh "$OUT" | cut -f1))"

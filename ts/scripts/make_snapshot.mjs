@@ -92,8 +92,19 @@ if (missing.length) {
   throw new Error(`required modules do not import: ${missing.join('; ')}`);
 }
 
-// The installed files, collected from Emscripten's file system.
+// The installed files, collected from Emscripten's file system; of the front-end-only distributions (never
+// imported, installed only because ipywidgets requires them) just the metadata.
 const sitePackages = posix.normalize(py.runPython('import sysconfig; sysconfig.get_path("purelib")'));
+const frontEndOnly = new Set(
+  JSON.parse(
+    py.runPython(`
+import importlib.metadata, json, os
+json.dumps([os.path.normpath(str(d.locate_file(f)))
+            for d in map(importlib.metadata.distribution, ${JSON.stringify(manifest.data_only ?? [])})
+            for f in d.files or [] if ".dist-info/" not in str(f)])
+`)
+  )
+);
 const files = [];
 (function walk(path) {
   for (const name of py.FS.readdir(path)) {
@@ -101,7 +112,7 @@ const files = [];
     const full = `${path}/${name}`;
     const mode = py.FS.stat(full).mode;
     if (py.FS.isDir(mode)) walk(full);
-    else if (py.FS.isFile(mode)) files.push([full, py.FS.readFile(full)]);
+    else if (py.FS.isFile(mode) && !frontEndOnly.has(full)) files.push([full, py.FS.readFile(full)]);
   }
 })(sitePackages);
 const header = Buffer.from(JSON.stringify(files.map(([p, b]) => [p, b.length])));

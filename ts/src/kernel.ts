@@ -52,8 +52,8 @@ export namespace ConcurrentKernel {
 }
 
 /**
- * Keeps one spare worker that loads Pyodide and the packages ahead of time, so
- * opening a notebook does not wait for the download and the imports.
+ * Keeps one spare worker that starts Python (from the snapshot) and warms it up ahead of time, so opening a
+ * notebook does not wait for the download, the start-up and a cold JIT.
  */
 export class WorkerPool {
   constructor(
