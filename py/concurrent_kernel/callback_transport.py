@@ -116,20 +116,24 @@ async def warm_up(cells: int = 60, keep_going: Callable[[], bool] = lambda: True
 
     def send(msg_json: str, buffers: list[Any]) -> None:
         msg_type = json.loads(msg_json)["header"]["msg_type"]
-        if msg_type == MsgType.EXECUTE_REPLY:
+        if msg_type in (MsgType.KERNEL_INFO_REPLY, MsgType.EXECUTE_REPLY):
             replies.put_nowait(msg_type)
 
     handle = start(send)
     factory = MessageFactory(session="warm-up")
+
+    async def request(msg_type: MsgType, content: dict[str, Any]) -> None:
+        handle.receive(json.dumps({**factory.make(msg_type, content), "channel": Channel.SHELL}))
+        await asyncio.wait_for(replies.get(), 30)
+
     ran = 0
     try:
+        await request(MsgType.KERNEL_INFO_REQUEST, {})  # what a notebook sends first
         while ran < cells and keep_going():
             code = "1+1" if ran % 2 else f"print({ran})"
-            request = factory.make(MsgType.EXECUTE_REQUEST, {"code": code, "silent": False, "store_history": True,
-                                                             "user_expressions": {}, "allow_stdin": False,
-                                                             "stop_on_error": False})
-            handle.receive(json.dumps({**request, "channel": Channel.SHELL}))
-            await asyncio.wait_for(replies.get(), 30)
+            await request(MsgType.EXECUTE_REQUEST, {"code": code, "silent": False, "store_history": True,
+                                                    "user_expressions": {}, "allow_stdin": False,
+                                                    "stop_on_error": False})
             ran += 1
     finally:
         await handle.shutdown()

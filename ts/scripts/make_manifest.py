@@ -34,7 +34,8 @@ def main(argv: list[str]) -> int:
         name = canonicalize_name(parse_wheel_filename(wheel.name)[0])
         entry = packages.get(name)
         if entry is None or Path(entry["file_name"]).name != wheel.name:
-            raise SystemExit(f"{wheel.name} is not in {out / 'pyodide-lock.json'} (found {entry and entry['file_name']})")
+            found = entry and entry["file_name"]
+            raise SystemExit(f"{wheel.name} is not in {out / 'pyodide-lock.json'} (found {found})")
         if entry["sha256"] != hashlib.sha256(wheel.read_bytes()).hexdigest():
             raise SystemExit(f"{wheel.name}: sha256 differs from the lock's")
         if name not in DATA_ONLY:

@@ -4,8 +4,8 @@
 //   node make_snapshot.mjs PYODIDE_DIR
 //
 // PYODIDE_DIR holds the Pyodide core, pyodide-lock.json, ck-manifest.json and the wheels (indexURL). Writes there:
-//   ck-snapshot.bin.gz       the wasm memory after loading the packages and importing what a kernel start and a
-//                            first cell import (found by running a throwaway kernel in a second interpreter);
+//   ck-snapshot.bin.gz       the wasm memory after loading the packages and importing what a kernel start and its
+//                            first cells import (found by running a throwaway kernel in a second interpreter);
 //   ck-site-packages.bin.gz  the installed files (a snapshot holds memory, not Emscripten's file system): a
 //                            little-endian u32 header length, a JSON header [[path, size], ...], then the bytes;
 // and adds a "snapshot" entry to ck-manifest.json. The worker falls back to installing the wheels if the snapshot
@@ -37,38 +37,20 @@ async function load(makeSnapshot) {
   return py;
 }
 
-/** Modules a kernel imports while starting, answering kernel_info and running `1+1`. */
+/** Modules a kernel imports while starting and running its first cells (those of the warm-up's throwaway kernel). */
 async function modulesOfAFirstCell() {
   const py = await load(false);
   py.runPython(`
-import asyncio, json, sys
+import json, sys
 _before = set(sys.modules)
 
-async def _first_cell():
-    from concurrent_kernel import callback_transport
-    replies = asyncio.Queue()
-
-    def send(msg_json, buffers):
-        msg = json.loads(msg_json)
-        if msg["header"]["msg_type"].endswith("_reply"):
-            replies.put_nowait(msg)
-
-    handle = callback_transport.start(send)
-    for i, (msg_type, content) in enumerate([
-        ("kernel_info_request", {}),
-        ("execute_request", {"code": "1+1", "silent": False, "store_history": True, "user_expressions": {},
-                             "allow_stdin": False, "stop_on_error": True}),
-    ]):
-        header = {"msg_id": f"m{i}", "msg_type": msg_type, "session": "s", "username": "u", "date": "",
-                  "version": "5.4"}
-        handle.receive(json.dumps({"channel": "shell", "header": header, "parent_header": {}, "metadata": {},
-                                   "content": content}))
-        reply = await asyncio.wait_for(replies.get(), 60)
-        if reply["content"].get("status") != "ok":
-            raise RuntimeError(f"{msg_type} failed while finding the modules to snapshot: {reply['content']}")
+async def _first_cells():
+    from concurrent_kernel.callback_transport import warm_up
+    if await warm_up(2) != 2:
+        raise RuntimeError("the throwaway kernel did not run its cells")
     return json.dumps(sorted(set(sys.modules) - _before))
 `);
-  const fn = py.globals.get('_first_cell');
+  const fn = py.globals.get('_first_cells');
   return JSON.parse(await fn.callPromising());
 }
 
