@@ -157,7 +157,10 @@ class LoadError extends Error {}
 
 let warming: Promise<Record<string, number>> | null = null;
 
-/** Phase 1 (may run ahead of any kernel, in a spare worker): Pyodide, packages, import check. */
+/**
+ * Phase 1 (may run ahead of any kernel, in a spare worker): Python from the snapshot (or Pyodide plus the
+ * packages), the import check, and the JIT warm-up.
+ */
 function warm(indexURL: string): Promise<Record<string, number>> {
   if (!warming) {
     warming = doWarm(indexURL);
