@@ -75,7 +75,7 @@ export class WorkerPool {
   /** Hand out the spare (or a fresh worker). */
   take(): Worker {
     const worker = this._spare ?? this._create();
-    worker.onmessage = null;
+    worker.onmessage = null; // the pool stops listening: a taken worker's messages are its kernel's
     this._spare = null;
     this._spareWarmed = false;
     return worker;
@@ -86,7 +86,7 @@ export class WorkerPool {
     if (this._enabled && !this._spare) {
       const spare = this._create();
       spare.onmessage = (ev: MessageEvent<FromWorker>) => {
-        if (ev.data.type === 'progress' && ev.data.phase === 'warmed' && spare === this._spare) {
+        if (ev.data.type === 'progress' && ev.data.phase === 'warmed') {
           this._spareWarmed = true;
         }
       };

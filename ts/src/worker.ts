@@ -180,11 +180,13 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
     }
     const manifest = (await manifestResp.json()) as IManifest;
     let py: IPyodide | null = null;
+    let restored = false;
     let loadErrors: string[] = [];
     if (manifest.snapshot) {
       phase = 'restoring the Python snapshot';
       try {
         py = await restoreSnapshot(base, manifest.snapshot, timings);
+        restored = true;
       } catch (err) {
         // A snapshot is an optimisation: fall back to installing the wheels.
         log('warn', `snapshot not used (${String(err)}); installing the packages`);
@@ -202,9 +204,9 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
     checkImports(py, manifest.imports, loadErrors);
     timings.imports = elapsed();
     pyodide = py;
-    if (timings.snapshot !== undefined) {
-      phase = 'warming up';
-      await warmUp(py, timings);
+    if (restored) {
+      // Only a restored interpreter needs it: one that installed and imported has already run plenty of Python.
+      await warmUp(py, timings); // never throws: a failed warm-up is logged and the kernel starts anyway
     }
     post({ type: 'progress', phase: 'warmed', elapsedMs: elapsed() });
     return timings;
@@ -275,13 +277,14 @@ async function restoreSnapshot(
  * none of it in this page, so the browser's wasm JIT is cold. Stops as soon as a notebook takes this worker.
  */
 async function warmUp(py: IPyodide, timings: Record<string, number>): Promise<void> {
-  const run = py.runPython('from concurrent_kernel.callback_transport import warm_up\nwarm_up') as IPyProxy;
+  let run: IPyProxy | null = null;
   try {
+    run = py.runPython('from concurrent_kernel.callback_transport import warm_up\nwarm_up') as IPyProxy;
     timings.warmUpCells = Number(await (run(WARM_UP_CELLS, () => options === null) as Promise<number>));
   } catch (err) {
     log('warn', `warm-up failed (the kernel starts anyway): ${String(err)}`);
   } finally {
-    run.destroy();
+    run?.destroy();
   }
   timings.warmUp = elapsed();
 }
