@@ -24,7 +24,7 @@ async def client(anyio_backend: str) -> AsyncIterator[MemoryClient]:
     from traitlets.config import Config
 
     from concurrent_kernel._kernel import Kernel
-    from concurrent_kernel._memory_transport import MemoryTransport
+    from concurrent_kernel.transports.memory import MemoryTransport
 
     config = Config()
     config.HistoryManager.hist_file = ":memory:"

@@ -8,7 +8,7 @@ from typing import Any
 
 import anyio
 
-from concurrent_kernel._memory_transport import MemoryTransport
+from concurrent_kernel.transports.memory import MemoryTransport
 
 Msg = dict[str, Any]
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._zmq_transport import SOCKET_NAMES, ZMQTransport
+from .transports.zmq import SOCKET_NAMES, ZMQTransport
 
 log = logging.getLogger("concurrent_kernel")
 

@@ -15,7 +15,7 @@ from ._execution import Execution, Stepper
 from ._kernel_info import kernel_info
 from ._loops import current_call_soon_threadsafe
 from ._protocol import MsgType, ReplyStatus, RunMode
-from ._stdin import StdinBroker
+from .services.stdin import StdinBroker
 
 if TYPE_CHECKING:
     from ._kernel import Kernel

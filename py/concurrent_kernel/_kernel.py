@@ -37,8 +37,8 @@ from ._protocol import (
     reply_type,
 )
 from ._runmode import RunModeError, run_mode_of
-from ._streams import OutStream, StreamBuffer
-from ._transport import Transport
+from .services.streams import OutStream, StreamBuffer
+from .transports.base import Transport
 
 log = logging.getLogger("concurrent_kernel")
 
@@ -298,18 +298,18 @@ class Kernel:
             self._restore_io()
 
     def _start_shell(self) -> None:
-        from . import _comms
-        from ._background import BackgroundTasks
-        from ._gui import GuiLoop
-        from ._magics import register_magics
-        from ._shell import KernelShell
+        from .services import comms
+        from .services.background import BackgroundTasks
+        from .services.gui import GuiLoop
+        from .services.magics import register_magics
+        from .services.shell import KernelShell
 
         try:
             self.shell = KernelShell.create(self, self.config)
         except Exception as exc:  # a bad --Class.trait=value must not keep the kernel from starting
             log.error("the shell rejected its configuration (%r); starting with defaults", exc)
             self.shell = KernelShell.create(self, None)
-        self.comm_manager = _comms.install(self)
+        self.comm_manager = comms.install(self)
         self.background = BackgroundTasks(self)
         self.gui = GuiLoop(self)
         register_magics(self.shell, self)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._messages import Message
+from .._messages import Message
 
 
 class Transport(Protocol):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._context import current_parent
+from .._context import current_parent
 
 PublishStream = Callable[[dict[str, Any] | None, str, str], None]
 

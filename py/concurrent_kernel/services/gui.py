@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._loops import IS_PYODIDE
+from .._loops import IS_PYODIDE
 
 if TYPE_CHECKING:
-    from ._kernel import Kernel
+    from .._kernel import Kernel
 
 log = logging.getLogger("concurrent_kernel")
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import zmq
 
-from ._messages import Message, MessageFactory
-from ._protocol import Channel, ExecutionState, MsgType, reply_type
+from .._messages import Message, MessageFactory
+from .._protocol import Channel, ExecutionState, MsgType, reply_type
 
 log = logging.getLogger("concurrent_kernel")
 

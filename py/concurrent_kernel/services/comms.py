@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import comm
 from comm.base_comm import BaseComm, CommManager
 
-from ._protocol import MsgType
+from .._protocol import MsgType
 
 if TYPE_CHECKING:
-    from ._kernel import Kernel
+    from .._kernel import Kernel
 
 _kernel: Kernel | None = None
 

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import aiologic
 
-from ._context import current_execution, current_parent
-from ._protocol import Channel, MsgType
+from .._context import current_execution, current_parent
+from .._protocol import Channel, MsgType
 
 if TYPE_CHECKING:
-    from ._kernel import Kernel
+    from .._kernel import Kernel
 
 log = logging.getLogger("concurrent_kernel")
 

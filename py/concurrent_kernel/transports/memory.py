@@ -7,7 +7,7 @@ from typing import Any
 
 import aiologic
 
-from ._messages import Message
+from .._messages import Message
 
 
 class MemoryTransport:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskGroup
 
-from ._context import current_execution, current_parent
+from .._context import current_execution, current_parent
 
 if TYPE_CHECKING:
-    from ._kernel import Kernel
+    from .._kernel import Kernel
 
 
 @dataclass(eq=False)

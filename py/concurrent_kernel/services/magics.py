@@ -10,11 +10,11 @@ import aiologic
 import anyio
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 
-from ._context import current_execution, current_parent
-from ._loops import IS_PYODIDE, backend_name
+from .._context import current_execution, current_parent
+from .._loops import IS_PYODIDE, backend_name
 
 if TYPE_CHECKING:
-    from ._kernel import Kernel
+    from .._kernel import Kernel
 
 
 @magics_class

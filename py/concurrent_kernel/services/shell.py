@@ -11,11 +11,11 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.payload import PayloadManager
 from traitlets import Any as AnyTrait
 
-from ._context import current_execution, current_parent
-from ._protocol import DISPLAY_TRANSIENT_ID, MsgType
+from .._context import current_execution, current_parent
+from .._protocol import DISPLAY_TRANSIENT_ID, MsgType
 
 if TYPE_CHECKING:
-    from ._kernel import Kernel
+    from .._kernel import Kernel
 
 
 class KernelDisplayHook(DisplayHook):
