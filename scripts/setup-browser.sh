@@ -24,6 +24,7 @@ PIP_PKGS=(
   "jupyterlite-core==0.8.6" "jupyter_server" "jupyter_builder==1.3.0"
   "jupyterlab_widgets==3.0.17" "jupyterlite-pyodide-kernel==0.8.6"
   "playwright" "pytest-playwright" "pytest" "hatchling" "uv" "packaging"
+  "jupyterlab==4.6.*"
 )
 STAMP="$VENV/.ck-browser-setup"
 WANT="$(printf '%s\n' "${PIP_PKGS[@]}" | sha256sum | cut -c1-16)"
