@@ -89,22 +89,31 @@ async def test_invalid_run_mode_is_an_error_and_does_not_run(client):
     assert error["content"]["ename"] == "InvalidRunMode" and "sideways" in error["content"]["evalue"]
 
 
-async def test_status_returns_to_busy_while_a_cell_still_runs(client):
+async def test_one_busy_and_one_idle_per_request_while_requests_overlap(client):
+    """ipykernel's status contract: one busy when a request starts, one idle when it ends, parented to it, and
+    no other status, even when requests overlap a running cell."""
     running = client.send("shell", "execute_request", {"code": "import anyio\nawait anyio.sleep(1)"})
     await client.wait_for(lambda c, m: m["msg_type"] == "execute_input" and m["parent_header"]["msg_id"] == running)
-    info = client.send("shell", "kernel_info_request", {})
-    await client.idle(info)
-    _, busy_again = await client.wait_for(
-        lambda c, m: m["msg_type"] == "status" and m["content"]["execution_state"] == "busy"
-        and m["parent_header"].get("msg_id") == running
-        and client.received.index((c, m)) > next(
-            i for i, (ch, mm) in enumerate(client.received)
-            if mm["msg_type"] == "status" and mm["parent_header"].get("msg_id") == info
-            and mm["content"]["execution_state"] == "idle"
-        )
-    )
-    assert busy_again
+    others = [
+        client.send("shell", "kernel_info_request"),
+        client.send("shell", "complete_request", {"code": "impo", "cursor_pos": 4}),
+        client.send("shell", "comm_info_request"),
+        client.send("control", "kernel_info_request"),
+    ]
+    for msg_id in others:
+        await client.idle(msg_id)
     await client.idle(running)
+    await anyio.sleep(0.2)  # anything published late would show now
+    statuses = [m for c, m in client.received if c == "iopub" and m["msg_type"] == "status"]
+    requests = [running, *others]
+    per_request = {
+        msg_id: [m["content"]["execution_state"] for m in statuses if m["parent_header"].get("msg_id") == msg_id]
+        for msg_id in requests
+    }
+    assert per_request == {msg_id: ["busy", "idle"] for msg_id in requests}
+    unparented = [m["content"]["execution_state"] for m in statuses if not m["parent_header"].get("msg_id")]
+    assert unparented == ["starting"]
+    assert len(statuses) == 2 * len(requests) + 1
 
 
 async def test_output_from_task_lands_in_its_own_cell(client):

@@ -177,7 +177,12 @@ class Kernel:
         error: RequestError | None = None,
         mode: RunMode = RunMode.QUEUE,
     ) -> None:
-        """Busy, the handler's reply (or an error reply), idle: for every request, whatever happens."""
+        """Busy, the handler's reply (or an error reply), idle: for every request, whatever happens.
+
+        Exactly one busy and one idle per request, parented to it, and no other status (ipykernel's contract):
+        a front end that shows the last status it saw may show idle while a cell runs if another request ends
+        meanwhile; it keeps the cell's own [*] until that cell's reply.
+        """
         request = incoming.msg
         msg_type = incoming.msg_type
         token = current_parent.set(request)
@@ -204,17 +209,9 @@ class Kernel:
         finally:
             self.streams.flush()
             self.publish(MsgType.STATUS, {"execution_state": ExecutionState.IDLE})
-            self._still_busy()
             current_parent.reset(token)
             if incoming.after_reply is not None:
                 incoming.after_reply()
-
-    def _still_busy(self) -> None:
-        """A front end shows the last status it saw: after one request's idle, say busy again for a cell that
-        still runs (its own idle comes when it ends)."""
-        running = [ex for ex in list(self.executions) if ex.request is not current_parent.get()]
-        if running:
-            self.publish(MsgType.STATUS, {"execution_state": ExecutionState.BUSY}, parent=running[0].request)
 
     # ---------------------------------------------------------------- send side
 
@@ -284,8 +281,15 @@ class Kernel:
                     await self.control_hub.started
                 else:
                     tg.start_soon(self._flush_periodically, name="stream flusher")
+                # `starting` goes out before any reply: before the transport delivers the first request. A transport
+                # that answered kernel_info early (ZMQ's start_early) sent it then, and skips it here.
+                starting = self.messages.make(MsgType.STATUS, {"execution_state": ExecutionState.STARTING}, None)
+                send_starting = getattr(self.transport, "send_starting", None)
+                if send_starting is not None:
+                    send_starting(starting)
+                else:
+                    self.transport.send(Channel.IOPUB, starting)
                 await self.transport.start(self.feed)
-                self.publish(MsgType.STATUS, {"execution_state": ExecutionState.STARTING}, parent=None)
                 self._start_shell()
                 self.background.start(tg)
                 self.shell_ready.set()

@@ -29,6 +29,8 @@ SOCKET_NAMES = (Channel.SHELL, Channel.IOPUB, Channel.STDIN, Channel.CONTROL, "h
 
 class ZMQTransport:
     blocking_input = None
+    #: `status: starting` went out (once: before the first early kernel_info reply, or from the kernel).
+    starting_sent = False
 
     def __init__(self, connection_info: dict[str, Any]) -> None:
         self.connection_info = dict(connection_info)
@@ -103,6 +105,14 @@ class ZMQTransport:
         a live kernel while IPython imports) and keeps every other message for the kernel, in order."""
         self._early = (messages, kernel_info)
         self._start_threads()
+
+    def send_starting(self, msg: Message) -> None:
+        """Publish the kernel's `status: starting` unless the I/O thread already sent one before answering an
+        early kernel_info (sent as late as possible: a client that subscribes late would miss it)."""
+        with self._feed_lock:
+            if not self.starting_sent:
+                self.starting_sent = True
+                self.send(Channel.IOPUB, msg)
 
     async def start(self, feed: Callable[[str, Message, Any], None]) -> None:
         with self._feed_lock:
@@ -211,12 +221,17 @@ class ZMQTransport:
             self._held.append((channel, msg, idents))
             return
         messages, kernel_info = self._early
-        for state in (ExecutionState.BUSY, None, ExecutionState.IDLE):
+        states: tuple[ExecutionState | None, ...] = (ExecutionState.BUSY, None, ExecutionState.IDLE)
+        if not self.starting_sent:  # starting comes before the first reply (we hold _feed_lock here)
+            self.starting_sent = True
+            states = (ExecutionState.STARTING, *states)
+        for state in states:
             if state is None:
                 reply = messages.make(reply_type(MsgType.KERNEL_INFO_REQUEST), kernel_info(), msg)
                 self.sockets[channel].send_multipart(self.session.serialize(reply, ident=idents))
             else:
-                status = messages.make(MsgType.STATUS, {"execution_state": state}, msg)
+                parent = None if state == ExecutionState.STARTING else msg
+                status = messages.make(MsgType.STATUS, {"execution_state": state}, parent)
                 topic = [f"kernel.{MsgType.STATUS}".encode()]
                 self.sockets[Channel.IOPUB].send_multipart(self.session.serialize(status, ident=topic))
 

@@ -1,0 +1,136 @@
+"""ipykernel drop-in behaviour of the shell side, against real kernel processes over ZMQ (both backends):
+the status contract, errors, the debugger in the cell, the compatibility surface third-party code uses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+import pytest
+from jupyter_client.blocking import BlockingKernelClient
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+from e2e_helpers import (
+    TIMEOUT,
+    drain,
+    execute,
+    of_type,
+    send,
+    spec_name,
+    start_kernel,
+    stop_kernel,
+    wait_reply,
+    write_kernelspecs,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+BACKENDS = ["asyncio", "trio"]
+Msg = dict[str, Any]
+Kernel = tuple[KernelManager, BlockingKernelClient, str]
+
+
+@pytest.fixture(scope="session")
+def kernels_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_kernelspecs(tmp_path_factory.mktemp("kernelspecs"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(request: pytest.FixtureRequest, kernels_dir: Path) -> Iterator[Kernel]:
+    km, kc = start_kernel(kernels_dir, spec_name(request.param))
+    try:
+        yield km, kc, request.param
+    finally:
+        stop_kernel(km, kc)
+
+
+@pytest.fixture
+def kernel(shared: Kernel) -> Kernel:
+    km, kc, _ = shared
+    assert km.is_alive(), "the shared kernel died in an earlier test"
+    drain(kc)
+    return shared
+
+
+def _iopub_for(kc: BlockingKernelClient, seconds: float) -> list[Msg]:
+    """Everything on iopub for `seconds`."""
+    out: list[Msg] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            out.append(kc.get_iopub_msg(timeout=left))
+        except Empty:
+            break
+    return out
+
+
+# ------------------------------------------------------------------ status contract
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_starting_is_published_before_the_first_reply(kernels_dir: Path, backend: str) -> None:
+    """The client subscribes while the kernel is still importing (the kernel's I/O thread answers kernel_info
+    before IPython is up): `starting` must still come before that first reply's busy, and only once."""
+    ksm = KernelSpecManager(kernel_dirs=[str(kernels_dir)], ensure_native_kernel=False)
+    km = KernelManager(kernel_name=spec_name(backend), kernel_spec_manager=ksm)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        seen: list[Msg] = []
+        deadline = time.monotonic() + TIMEOUT
+        while not any(m["msg_type"] == "iopub_welcome" for m in seen):  # subscribed: nothing published is missed
+            assert time.monotonic() < deadline, f"no iopub_welcome: {seen}"
+            try:
+                seen.append(kc.get_iopub_msg(timeout=0.5))
+            except Empty:
+                pass
+        info_id = kc.kernel_info()
+        reply = kc.get_shell_msg(timeout=TIMEOUT)
+        assert reply["parent_header"]["msg_id"] == info_id
+        cell = kc.execute("1 + 1")
+        assert kc.get_shell_msg(timeout=TIMEOUT)["parent_header"]["msg_id"] == cell
+        seen += _iopub_for(kc, 1.0)  # read directly: e2e_helpers' waits drop unparented messages
+        statuses = [(m["content"]["execution_state"], m["parent_header"].get("msg_id")) for m in seen
+                    if m["msg_type"] == "status"]
+        assert statuses[:3] == [("starting", None), ("busy", info_id), ("idle", info_id)], statuses
+        assert [s for s in statuses if s[0] == "starting"] == [("starting", None)], statuses
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_one_busy_and_one_idle_per_request_while_a_cell_runs(kernel: Kernel) -> None:
+    """Requests answered while a cell runs get their own busy/idle; nothing re-publishes busy for the cell."""
+    _, kc, _ = kernel
+    cell = kc.execute("import time\ntime.sleep(1.5)")
+    first = kc.get_iopub_msg(timeout=TIMEOUT)
+    collected = [first]
+    while not any(m["msg_type"] == "execute_input" for m in collected):
+        collected.append(kc.get_iopub_msg(timeout=TIMEOUT))
+    others = [
+        send(kc, "kernel_info_request", {}),
+        send(kc, "complete_request", {"code": "impo", "cursor_pos": 4}),
+        send(kc, "inspect_request", {"code": "len", "cursor_pos": 3, "detail_level": 0}),
+        send(kc, "comm_info_request", {}),
+        send(kc, "history_request", {"hist_access_type": "tail", "n": 1, "output": False, "raw": True}),
+        send(kc, "kernel_info_request", {}, channel="control"),
+    ]
+    for msg_id in others:
+        channel = "control" if msg_id == others[-1] else "shell"
+        assert wait_reply(kc, msg_id, channel)["content"]["status"] == "ok"
+    assert wait_reply(kc, cell)["content"]["status"] == "ok"
+    collected += _iopub_for(kc, 1.0)
+    statuses = [m for m in collected if m["msg_type"] == "status"]
+    per_request = {
+        msg_id: [m["content"]["execution_state"] for m in statuses if m["parent_header"].get("msg_id") == msg_id]
+        for msg_id in [cell, *others]
+    }
+    assert per_request == {msg_id: ["busy", "idle"] for msg_id in [cell, *others]}, statuses
+    assert len(statuses) == 2 * (len(others) + 1), [
+        (m["content"]["execution_state"], m["parent_header"].get("msg_type")) for m in statuses
+    ]
