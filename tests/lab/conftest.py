@@ -11,6 +11,7 @@ Every test under tests/lab/ is marked `browser`, so it runs after the anyio test
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +57,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """A JupyterLab 4.6 server (as root: --allow-root) that sees this project's kernelspecs; stopped at the end."""
-    base = tmp_path_factory.mktemp("jupyterlab")
+@contextmanager
+def running_lab_server(base: Path, server_config: dict[str, Any] | None = None) -> Iterator[LabServer]:
+    """Start `jupyter lab` under `base` (root dir, config, settings, workspaces, kernelspecs all in there);
+    `server_config` is written as its jupyter_server_config.json. Stopped on exit."""
     root_dir = base / "root"
-    root_dir.mkdir()
-    data_dir = base / "data"
-    kernels_dir = write_kernelspecs(data_dir)
+    root_dir.mkdir(parents=True)
+    kernels_dir = write_kernelspecs(base / "data")
+    config_dir = base / "config"
+    config_dir.mkdir()
+    if server_config:
+        (config_dir / "jupyter_server_config.json").write_text(json.dumps(server_config))
     token = uuid.uuid4().hex
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(
-        JUPYTER_PATH=str(data_dir),
-        JUPYTER_CONFIG_DIR=str(base / "config"),
+        JUPYTER_PATH=str(base / "data"),
+        JUPYTER_CONFIG_DIR=str(config_dir),
         JUPYTER_RUNTIME_DIR=str(base / "runtime"),
         JUPYTER_DATA_DIR=str(base / "userdata"),
     )
@@ -77,40 +82,55 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root_dir}",
         f"--LabApp.user_settings_dir={base / 'settings'}", f"--LabApp.workspaces_dir={base / 'workspaces'}",
-        "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-        "jupyterlab.NeverCheckForUpdate",
+        "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     log_path = base / "server.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root_dir)
-    server = LabServer(url=f"http://127.0.0.1:{port}/", token=token, root_dir=root_dir, kernels_dir=kernels_dir,
-                       log_path=log_path)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root_dir)
+        try:
+            server = LabServer(url=f"http://127.0.0.1:{port}/", token=token, root_dir=root_dir,
+                               kernels_dir=kernels_dir, log_path=log_path)
+            _wait_for_server(proc, server)
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def _wait_for_server(proc: subprocess.Popen[bytes], server: LabServer) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         if proc.poll() is not None:
-            log.close()
-            pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}")
+            pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{server.log_path.read_text()[-4000:]}")
         try:
-            with urllib.request.urlopen(f"{server.url}api/status?token={token}", timeout=2) as r:
+            with urllib.request.urlopen(f"{server.url}api/status?token={server.token}", timeout=2) as r:
                 if r.status == 200:
-                    break
+                    return
         except OSError:
             pass
         if time.monotonic() > deadline:
-            proc.kill()
-            log.close()
-            pytest.fail(f"jupyter lab did not answer within {START_TIMEOUT_S} s:\n{log_path.read_text()[-4000:]}")
+            tail = server.log_path.read_text()[-4000:]
+            pytest.fail(f"jupyter lab did not answer within {START_TIMEOUT_S} s:\n{tail}")
         time.sleep(0.3)
-    try:
+
+
+def open_lab(page: Any, server: LabServer) -> None:
+    """Log `page` in to `server` and wait until JupyterLab has started and restored its layout."""
+    page.goto(f"{server.url}lab?token={server.token}")
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
+    page.evaluate("async () => { await window.jupyterapp.started; await window.jupyterapp.restored; }")
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """A JupyterLab 4.6 server (as root: --allow-root) that sees this project's kernelspecs; stopped at the end."""
+    with running_lab_server(tmp_path_factory.mktemp("jupyterlab")) as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 @pytest.fixture(scope="session")
@@ -137,9 +157,7 @@ def lab_page(page: Any, lab_server: LabServer, request: pytest.FixtureRequest) -
     page.on("console", lambda m: logs.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: logs.append(f"pageerror: {e}"))
     page.set_default_timeout(60_000)
-    page.goto(f"{lab_server.url}lab?token={lab_server.token}")
-    page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
-    page.evaluate("async () => { await window.jupyterapp.started; await window.jupyterapp.restored; }")
+    open_lab(page, lab_server)
     yield page
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
