@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "get_kernel"]
+from ._context import get_parent, reset_parent, set_parent
+
+__all__ = ["__version__", "get_kernel", "get_parent", "reset_parent", "set_parent"]
 
 
 def get_kernel():  # type: ignore[no-untyped-def]

@@ -107,7 +107,15 @@ def launch(connection_file: str | None, backend: str, trait_args: list[str]) -> 
     from ._kernel import Kernel
 
     config, _ = parse_trait_args(trait_args)
-    kernel = Kernel(transport, backend=backend, config=config, session=messages.session)
+    # fd 1/2 of the process (child processes, C code) go to the cells unless --Kernel.capture_fd_output=False
+    # (ipykernel's --IPKernelApp.capture_fd_output is accepted too).
+    capture_fds = bool(
+        config.get("Kernel", {}).get("capture_fd_output", config.get("IPKernelApp", {}).get("capture_fd_output", True))
+    )
+    kernel = Kernel(
+        transport, backend=backend, config=config, session=messages.session,
+        capture_fds=capture_fds,
+    )
 
     def exit_soon() -> None:
         # A cell that ignores KeyboardInterrupt must not keep a shut-down kernel alive.

@@ -57,8 +57,13 @@ class Kernel:
         config: Any = None,
         use_threads: bool | None = None,
         session: str | None = None,
+        capture_fds: bool = False,
     ) -> None:
         self.transport = transport
+        #: Capture fd 1/2 (child processes, C code) into the cells: for a kernel process, which owns its fds.
+        self.capture_fds = capture_fds and not IS_PYODIDE
+        #: services.capture.Capture while the streams are installed (CPython only).
+        self.capture: Any = None
         self.backend = backend
         self.config = config
         self.use_threads = (not IS_PYODIDE) if use_threads is None else use_threads
@@ -366,6 +371,11 @@ class Kernel:
 
     def _install_io(self) -> None:
         self._saved_io = (sys.stdout, sys.stderr, sys.displayhook, builtins.input, getpass.getpass)
+        if not IS_PYODIDE:  # threads and fds exist: route their output to the cells (services/capture.py)
+            from .services.capture import Capture
+
+            self.capture = Capture(self, fds=self.capture_fds)
+            self.capture.start()
         sys.stdout = OutStream("stdout", self.streams)
         sys.stderr = OutStream("stderr", self.streams)
         builtins.input = self.handlers.stdin.input
@@ -382,6 +392,9 @@ class Kernel:
             self.shell.builtin_trap.__exit__(None, None, None)
         sys.stdout, sys.stderr, sys.displayhook, builtins.input, getpass.getpass = self._saved_io
         self._saved_io = None
+        if self.capture is not None:
+            self.capture.stop()
+            self.capture = None
         if self._sigint_installed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             self._sigint_installed = False

@@ -7,7 +7,9 @@ of the kernel, so order across streams and display messages is kept.
 
 from __future__ import annotations
 
+import codecs
 import io
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -36,12 +38,41 @@ class StreamBuffer:
         self._segments: list[list[Any]] = []
         self._chars = 0
         self._since = 0.0
+        #: Parent for text written where no request is current (a thread started outside any cell); set by the
+        #: capture service to the newest cell, as ipykernel sends such output to the latest request.
+        self.fallback_parent: Callable[[], dict[str, Any] | None] | None = None
+        #: Reads OS-level output waiting in the captured fds into this buffer; returns seconds until the next
+        #: check is worth it (0 while such output keeps coming). Set by the capture service when it captures fds.
+        self.drain: Callable[[], float] | None = None
+        self._drain_due = 0.0
+        #: fd numbers by stream name once writes go straight to the OS (a forked child; see after_fork_in_child).
+        self._direct: dict[str, int] | None = None
+        #: True while fd 1/2 are captured into this buffer: OutStream.fileno() then names them.
+        self.fds_captured = False
 
     def write(self, name: str, text: str) -> None:
+        """Python-level text, parented to the current context (or the kernel's fallback for parentless threads)."""
         if not text:
             return
+        if self._direct is not None:
+            self._write_direct(name, text)
+            return
         parent = current_parent.get()
+        if parent is None and self.fallback_parent is not None:
+            parent = self.fallback_parent()
         now = time.monotonic()
+        drain = self.drain
+        if drain is not None and now >= self._drain_due:
+            # OS-level output already in the pipes was written before this text: take it first, to keep order.
+            self._drain_due = now + drain()
+        self._append(parent, name, text, now)
+
+    def write_to(self, parent: dict[str, Any] | None, name: str, text: str) -> None:
+        """Text with a known parent (OS-level output read from the captured fds)."""
+        if text:
+            self._append(parent, name, text, time.monotonic())
+
+    def _append(self, parent: dict[str, Any] | None, name: str, text: str, now: float) -> None:
         with self._lock:
             segments = self._segments
             if segments and segments[-1][0] is parent and segments[-1][1] == name:
@@ -58,11 +89,31 @@ class StreamBuffer:
         if first and not due:
             self._schedule_flush()
 
+    def _write_direct(self, name: str, text: str) -> None:
+        data = text.encode("utf-8", "replace")
+        fd = self._direct[name] if self._direct is not None else 2
+        while data:
+            data = data[os.write(fd, data):]
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child (multiprocessing): the kernel's sockets and threads are not ours. Write straight to
+        fd 1/2 instead (captured by the parent kernel when it captures fds); text buffered at fork time belongs to
+        the parent, which still sends it."""
+        self._lock = threading.RLock()
+        self._segments, self._chars = [], 0
+        self.drain = None
+        self._direct = {"stdout": 1, "stderr": 2}
+
     @property
     def pending(self) -> bool:
         return self._chars > 0
 
     def flush(self) -> None:
+        if self._direct is not None:
+            return
+        drain = self.drain
+        if drain is not None:  # what child processes wrote so far belongs before whatever the caller sends next
+            self._drain_due = time.monotonic() + drain()
         # Always through the lock: another thread may be mid-flush (counter already reset, messages not yet
         # queued), and what the caller sends next (an idle status, a display) must come after that text.
         with self._lock:
@@ -76,12 +127,19 @@ class StreamBuffer:
 
 
 class OutStream(io.TextIOBase):
-    """File-like replacement for sys.stdout / sys.stderr."""
+    """File-like replacement for sys.stdout / sys.stderr.
+
+    Besides write/flush it answers what libraries probe on the standard streams: `encoding`, `errors`,
+    `isatty()`, `fileno()` (fd 1/2 while the kernel captures them, so `faulthandler`, `subprocess.run(...,
+    stdout=sys.stdout)` and C code reach the cell; `io.UnsupportedOperation` otherwise, as for any stream without
+    a descriptor), `buffer` (bytes, decoded as UTF-8) and `reconfigure()` (accepted: text is always sent as is).
+    """
 
     def __init__(self, name: str, buffer: StreamBuffer) -> None:
         super().__init__()
         self._name = name
         self._buffer = buffer
+        self._binary = _BinaryWriter(self)
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -91,11 +149,34 @@ class OutStream(io.TextIOBase):
     def encoding(self) -> str:  # type: ignore[override]
         return "utf-8"
 
+    @property
+    def errors(self) -> str:  # type: ignore[override]
+        return "strict"
+
+    @property
+    def buffer(self) -> _BinaryWriter:
+        return self._binary
+
+    @property
+    def line_buffering(self) -> bool:
+        return False
+
     def writable(self) -> bool:
         return True
 
     def isatty(self) -> bool:
         return False
+
+    def fileno(self) -> int:
+        if self._buffer.fds_captured or self._buffer._direct is not None:
+            return 1 if self._name == "stdout" else 2
+        raise io.UnsupportedOperation(f"{self.name} has no file descriptor: the kernel does not capture fd output")
+
+    def reconfigure(self, **options: Any) -> None:
+        """Accepts TextIOWrapper's options; text reaches the front end as str whatever they say."""
+        unknown = set(options) - {"encoding", "errors", "newline", "line_buffering", "write_through"}
+        if unknown:
+            raise TypeError(f"reconfigure() got unexpected keyword arguments {sorted(unknown)}")
 
     def write(self, text: str) -> int:  # type: ignore[override]
         if not isinstance(text, str):
@@ -109,3 +190,36 @@ class OutStream(io.TextIOBase):
 
     def flush(self) -> None:
         self._buffer.flush()
+
+
+class _BinaryWriter(io.BufferedIOBase):
+    """`sys.stdout.buffer`: bytes written here are decoded as UTF-8 (split characters wait for their rest)."""
+
+    def __init__(self, stream: OutStream) -> None:
+        super().__init__()
+        self._stream = stream
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._stream.name
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        view = memoryview(data).cast("B")
+        with self._lock:
+            text = self._decoder.decode(view)
+        self._stream.write(text)
+        return view.nbytes
+
+    def flush(self) -> None:
+        self._stream.flush()

@@ -1,0 +1,328 @@
+"""CPython only: output reaches the cell that caused it, from threads, child processes and fd 1/2.
+
+Three mechanisms, each as small as the platform allows:
+
+- **Threads.** The parent message travels in a contextvar (`current_parent`). A `threading.Thread` starts with an
+  empty context, so `Thread.start` is wrapped to hand the starting context's parent to the new thread (the thread
+  keeps it for its life, after its cell ended too); `ThreadPoolExecutor.submit` is wrapped so each work item runs
+  under the parent of the code that submitted it (pool threads outlive cells: the default executor of
+  `loop.run_in_executor` serves every later cell). `asyncio.to_thread`, anyio's and trio's `to_thread` copy the
+  caller's context themselves. Library code that runs work for a cell on a thread it did not start that way uses
+  `concurrent_kernel.set_parent` / `reset_parent`.
+- **fd 1 and 2** become pipes (the originals are kept as duplicates, for the kernel's own logs); a reader thread
+  sends what arrives to the newest running cell (or the last one, once none runs). A print drains what is already
+  in the pipes before its own text, and every flush (before each message, and before a request's idle) does too,
+  so a child's output lands in order with the cell's prints and before its idle.
+- **Forked children** (multiprocessing's fork start method) inherit the kernel's `sys.stdout`; after the fork it
+  writes straight to fd 1/2, which the parent captures.
+"""
+
+from __future__ import annotations
+
+import codecs
+import concurrent.futures
+import contextlib
+import io
+import logging
+import os
+import select
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from .._context import current_parent
+from .streams import StreamBuffer
+
+log = logging.getLogger("concurrent_kernel")
+
+Message = dict[str, Any]
+
+# ---------------------------------------------------------------------------------------------- thread parents
+
+_patch_lock = threading.Lock()
+_patch_users = 0
+_original_start: Callable[[threading.Thread], None] | None = None
+_original_submit: Callable[..., concurrent.futures.Future[Any]] | None = None
+
+
+def _start_with_parent(self: threading.Thread) -> None:
+    parent = current_parent.get()
+    if parent is not None and "run" not in vars(self):
+        run = self.run
+
+        def run_with_parent() -> None:
+            current_parent.set(parent)  # the thread's own (fresh) context
+            try:
+                run()
+            finally:
+                vars(self).pop("run", None)
+
+        self.run = run_with_parent  # type: ignore[method-assign]
+    assert _original_start is not None
+    _original_start(self)
+
+
+def _call_with_parent(parent: Message, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    token = current_parent.set(parent)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        current_parent.reset(token)
+
+
+def _submit_with_parent(
+    self: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+) -> concurrent.futures.Future[Any]:
+    assert _original_submit is not None
+    parent = current_parent.get()
+    if parent is None:
+        return _original_submit(self, fn, *args, **kwargs)
+    return _original_submit(self, _call_with_parent, parent, fn, *args, **kwargs)
+
+
+def install_thread_parents() -> None:
+    """Wrap Thread.start and ThreadPoolExecutor.submit (once per process, however many kernels run in it)."""
+    global _patch_users, _original_start, _original_submit
+    with _patch_lock:
+        _patch_users += 1
+        if _patch_users > 1:
+            return
+        _original_start = threading.Thread.start
+        _original_submit = concurrent.futures.ThreadPoolExecutor.submit
+        threading.Thread.start = _start_with_parent  # type: ignore[method-assign]
+        concurrent.futures.ThreadPoolExecutor.submit = _submit_with_parent  # type: ignore[method-assign,assignment]
+
+
+def uninstall_thread_parents() -> None:
+    global _patch_users
+    with _patch_lock:
+        if _patch_users == 0:
+            return
+        _patch_users -= 1
+        if _patch_users:
+            return
+        threading.Thread.start = _original_start  # type: ignore[method-assign,assignment]
+        concurrent.futures.ThreadPoolExecutor.submit = _original_submit  # type: ignore[method-assign,assignment]
+
+
+# ---------------------------------------------------------------------------------------------- forked children
+
+_buffers: weakref.WeakSet[StreamBuffer] = weakref.WeakSet()
+_fork_hook_registered = False
+
+
+def _after_fork_in_child() -> None:
+    for buffer in list(_buffers):
+        buffer.after_fork_in_child()
+
+
+def _watch_forks(buffer: StreamBuffer) -> None:
+    global _fork_hook_registered
+    _buffers.add(buffer)
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_registered = True
+
+
+# ---------------------------------------------------------------------------------------------- which cell
+
+
+class StartOrder(set):  # type: ignore[type-arg]
+    """The kernel's set of running executions, remembering the request of the one started last."""
+
+    latest: Message | None = None
+
+    def add(self, execution: Any) -> None:
+        self.latest = execution.request
+        super().add(execution)
+
+
+def newest_cell(executions: set[Any]) -> Message | None:
+    """Where output with no context goes: the newest running cell, else the last one started."""
+    running = list(executions)
+    if running:
+        return max(running, key=lambda ex: ex.execution_count).request  # type: ignore[no-any-return]
+    return getattr(executions, "latest", None)
+
+
+# ---------------------------------------------------------------------------------------------- fd capture
+
+#: Between two prints, look at the pipes at most this often (a poll costs about as much as a print) ...
+DRAIN_EVERY = 20e-6
+#: ... except while OS-level output keeps coming: then before every print.
+HOT_FOR = 0.5
+PIPE_SIZE = 1 << 20
+
+
+class FdCapture:
+    """fd 1 and 2 as pipes read into the kernel's StreamBuffer."""
+
+    def __init__(self, streams: StreamBuffer, parent_for: Callable[[], Message | None]) -> None:
+        self._streams = streams
+        self._parent_for = parent_for
+        self._lock = threading.Lock()
+        self._pipes: list[tuple[str, int, Any]] = []  # (stream name, read end, incremental decoder)
+        self._saved: dict[int, int] = {}  # captured fd -> duplicate of the original
+        # One poll object may not be used by two threads at once: the reader has its own, drains share one.
+        self._poll = select.poll()
+        self._drain_poll = select.poll()
+        self._drain_poll_lock = threading.Lock()
+        self._hot_until = 0.0
+        self._stopping = False
+        self._wake_r, self._wake_w = -1, -1
+        self._thread: threading.Thread | None = None
+        #: The original fds as text files, for the kernel's own logs.
+        self.terminal: dict[int, io.TextIOWrapper] = {}
+
+    def start(self) -> None:
+        for stream in (sys.__stdout__, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()  # type: ignore[union-attr]
+        for name, fd in (("stdout", 1), ("stderr", 2)):
+            saved = os.dup(fd)
+            read_end, write_end = os.pipe()
+            with contextlib.suppress(OSError, AttributeError):
+                import fcntl
+
+                fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)  # fewer wake-ups under a flood
+            os.dup2(write_end, fd)
+            os.close(write_end)
+            os.set_blocking(read_end, False)
+            self._saved[fd] = saved
+            self._pipes.append((name, read_end, codecs.getincrementaldecoder("utf-8")("replace")))
+            self._poll.register(read_end, select.POLLIN)
+            self._drain_poll.register(read_end, select.POLLIN)
+            self.terminal[fd] = io.TextIOWrapper(
+                io.FileIO(saved, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
+                line_buffering=True,
+            )
+        self._wake_r, self._wake_w = os.pipe()
+        self._poll.register(self._wake_r, select.POLLIN)
+        self._streams.fds_captured = True
+        self._streams.drain = self.drain
+        self._thread = threading.Thread(target=self._read_forever, name="FdCapture", daemon=True)
+        self._thread.start()
+
+    def drain(self) -> float:
+        """Read what waits in the pipes into the buffer; the delay before the next check is worth it."""
+        try:
+            with self._drain_poll_lock:
+                ready = self._drain_poll.poll(0)
+        except (OSError, ValueError):
+            return 1.0
+        now = time.monotonic()
+        if ready:
+            with self._lock:
+                self._read_available()
+            self._hot_until = now + HOT_FOR
+        return 0.0 if now < self._hot_until else DRAIN_EVERY
+
+    def _read_available(self) -> None:
+        for name, fd, decoder in self._pipes:
+            while True:
+                try:
+                    data = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    return
+                if not data:
+                    break
+                self._streams.write_to(self._parent_for(), name, decoder.decode(data))
+
+    def _read_forever(self) -> None:
+        try:
+            while not self._stopping:
+                ready = self._poll.poll()
+                if self._stopping:
+                    break
+                if any(fd != self._wake_r for fd, _ in ready):
+                    with self._lock:
+                        self._read_available()
+                    self._hot_until = time.monotonic() + HOT_FOR
+                if all(event & (select.POLLHUP | select.POLLERR) for _, event in ready):
+                    time.sleep(0.05)  # no writer left (fds given back): poll would return at once, forever
+        except Exception:  # never die silently: the kernel's output would stop
+            log.exception("fd capture stopped")
+
+    def stop(self) -> None:
+        """Read what is left, give fd 1/2 back their originals, end the reader."""
+        if self._thread is None:
+            return
+        for stream in (sys.__stdout__, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()  # type: ignore[union-attr]
+        self._streams.drain = None
+        with self._lock:
+            self._read_available()
+        self._streams.fds_captured = False
+        self._streams.flush()
+        for fd, saved in self._saved.items():
+            os.dup2(saved, fd)
+        self._stopping = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(timeout=2)
+        self._thread = None
+        for terminal in self.terminal.values():
+            with contextlib.suppress(Exception):
+                terminal.flush()
+        for _, fd, _ in self._pipes:
+            os.close(fd)
+        for fd in (*self._saved.values(), self._wake_r, self._wake_w):
+            os.close(fd)
+        self._pipes, self._saved, self.terminal = [], {}, {}
+
+
+# ---------------------------------------------------------------------------------------------- the service
+
+
+class Capture:
+    """What `Kernel._install_io` starts on CPython: thread parents always, fd capture when asked (a kernel
+    process; not a kernel embedded in a test run or another program, whose fds are not its own)."""
+
+    def __init__(self, kernel: Any, *, fds: bool) -> None:
+        self._kernel = kernel
+        self._want_fds = fds
+        self.fds: FdCapture | None = None
+        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
+
+    def start(self) -> None:
+        kernel = self._kernel
+        if not isinstance(kernel.executions, StartOrder):
+            kernel.executions = StartOrder(kernel.executions)
+        streams: StreamBuffer = kernel.streams
+        streams.fallback_parent = self.newest_cell
+        install_thread_parents()
+        _watch_forks(streams)
+        if self._want_fds:
+            self.fds = FdCapture(streams, self.newest_cell)
+            self.fds.start()
+            self._keep_logs_on_terminal(self.fds.terminal)
+
+    def newest_cell(self) -> Message | None:
+        return newest_cell(self._kernel.executions)
+
+    def _keep_logs_on_terminal(self, terminal: dict[int, io.TextIOWrapper]) -> None:
+        """Handlers writing to the process's original stdout/stderr (the kernel's own log) keep the terminal."""
+        originals = {id(sys.__stdout__): terminal[1], id(sys.__stderr__): terminal[2]}
+        loggers = [logging.getLogger()] + [
+            logger for logger in list(logging.Logger.manager.loggerDict.values()) if isinstance(logger, logging.Logger)
+        ]
+        for logger in loggers:
+            for handler in logger.handlers:
+                if isinstance(handler, logging.StreamHandler) and id(handler.stream) in originals:
+                    self._handlers.append((handler, handler.stream))
+                    handler.setStream(originals[id(handler.stream)])
+
+    def stop(self) -> None:
+        for handler, stream in self._handlers:
+            handler.setStream(stream)
+        self._handlers = []
+        if self.fds is not None:
+            self.fds.stop()
+            self.fds = None
+        self._kernel.streams.fallback_parent = None
+        uninstall_thread_parents()
