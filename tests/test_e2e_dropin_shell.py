@@ -134,3 +134,79 @@ def test_one_busy_and_one_idle_per_request_while_a_cell_runs(kernel: Kernel) -> 
     assert len(statuses) == 2 * (len(others) + 1), [
         (m["content"]["execution_state"], m["parent_header"].get("msg_type")) for m in statuses
     ]
+
+
+# ------------------------------------------------------------------ the debugger in the cell
+
+
+def _prompt(kc: BlockingKernelClient) -> str:
+    msg = kc.get_stdin_msg(timeout=TIMEOUT)
+    assert msg["msg_type"] == "input_request", msg
+    return str(msg["content"]["prompt"])
+
+
+def _stdout_until_prompt(kc: BlockingKernelClient, parent: str, answer: str) -> tuple[str, str]:
+    """Answer the debugger's prompt; return the cell's stdout up to the next prompt, and that prompt."""
+    kc.input(answer)
+    prompt = _prompt(kc)
+    text = "".join(
+        m["content"]["text"] for m in _iopub_for(kc, 0.3)
+        if m["msg_type"] == "stream" and m["parent_header"].get("msg_id") == parent
+    )
+    return text, prompt
+
+
+@pytest.mark.parametrize(
+    "stop", ["import pdb; pdb.set_trace()", "breakpoint()", "# thread\nbreakpoint()"],
+    ids=["set_trace", "breakpoint", "thread-mode"],
+)
+def test_pdb_reads_stdin_and_an_interrupt_leaves_it(kernel: Kernel, stop: str) -> None:
+    """As ipykernel 7.4 (measured): IPython's debugger at the prompt; an interrupt leaves the debugger (it says
+    `KeyboardInterrupt: Interrupted by user`), the cell goes on untraced and replies, the queued cell runs.
+    Stdlib pdb would ask again after every interrupt and the cell would never end."""
+    _, kc, _ = kernel
+    first, _, last = stop.rpartition("\n")
+    cell = kc.execute(f"{first}\nsecret = 6 * 7\n{last}\nprint('after the debugger')", allow_stdin=True)
+    queued = kc.execute("print('queued')")
+    assert _prompt(kc).startswith("ipdb>"), "IPython's debugger, not stdlib pdb"
+    text, prompt = _stdout_until_prompt(kc, cell, "p secret")
+    assert "42" in text and prompt.startswith("ipdb>")
+    interrupt = send(kc, "interrupt_request", {}, channel="control")
+    assert wait_reply(kc, interrupt, "control")["content"]["status"] == "ok"
+    assert wait_reply(kc, cell)["content"]["status"] == "ok"
+    out = "".join(
+        m["content"]["text"] for m in _iopub_for(kc, 1.0)
+        if m["msg_type"] == "stream" and m["parent_header"].get("msg_id") == cell
+    )
+    assert "--KeyboardInterrupt--" in out and "KeyboardInterrupt: Interrupted by user" in out, out
+    assert out.index("KeyboardInterrupt: Interrupted by user") < out.index("after the debugger")
+    assert wait_reply(kc, queued)["content"]["status"] == "ok"
+    reply, msgs = execute(kc, "import sys; print('trace', sys.gettrace())")
+    assert "trace None" in "".join(m["content"]["text"] for m in of_type(msgs, "stream")), "tracing left on"
+
+
+def test_debug_magic_post_mortem(kernel: Kernel) -> None:
+    _, kc, _ = kernel
+    reply, _ = execute(kc, "def broken():\n    local = 41\n    return 1 / 0\nbroken()")
+    assert reply["content"]["ename"] == "ZeroDivisionError"
+    cell = kc.execute("%debug", allow_stdin=True)
+    assert _prompt(kc).startswith("ipdb>")
+    text, _ = _stdout_until_prompt(kc, cell, "p local + 1")
+    assert "42" in text
+    kc.input("q")
+    assert wait_reply(kc, cell)["content"]["status"] == "ok"
+
+
+def test_pdb_magic_opens_the_debugger_on_an_error(kernel: Kernel) -> None:
+    _, kc, _ = kernel
+    assert execute(kc, "%pdb on")[0]["content"]["status"] == "ok"
+    try:
+        cell = kc.execute("def broken():\n    local = 41\n    return 1 / 0\nbroken()", allow_stdin=True)
+        assert _prompt(kc).startswith("ipdb>")
+        text, _ = _stdout_until_prompt(kc, cell, "p local + 1")
+        assert "42" in text
+        kc.input("q")
+        reply = wait_reply(kc, cell)["content"]
+        assert reply["status"] == "error" and reply["ename"] == "ZeroDivisionError"
+    finally:
+        execute(kc, "%pdb off")

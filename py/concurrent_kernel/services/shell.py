@@ -13,6 +13,8 @@ from traitlets import Any as AnyTrait
 
 from .._context import current_execution, current_parent
 from .._protocol import DISPLAY_TRANSIENT_ID, MsgType
+from . import debugging
+from .debugging import KernelPdb
 
 if TYPE_CHECKING:
     from .._kernel import Kernel
@@ -102,6 +104,8 @@ class KernelShell(InteractiveShell):
 
     displayhook_class = KernelDisplayHook
     display_pub_class = KernelDisplayPublisher
+    #: %debug and %pdb: IPython's debugger that an interrupt leaves (services/debugging.py)
+    debugger_cls = KernelPdb
 
     def init_payload(self) -> None:
         self.payload_manager = ContextPayloadManager(parent=self)
@@ -183,6 +187,7 @@ class KernelShell(InteractiveShell):
         if InteractiveShell.initialized():
             InteractiveShell.clear_instance()
         shell = cls.instance(config=config, kernel=kernel)
+        debugging.install(kernel)
         return shell
 
 

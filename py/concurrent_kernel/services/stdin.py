@@ -47,6 +47,13 @@ class StdinBroker:
         kernel = self._kernel
         kernel.streams.flush()
         msg = kernel.messages.make(MsgType.INPUT_REQUEST, {"prompt": prompt, "password": password}, parent)
+        try:
+            return self._wait_for_reply(msg, execution)
+        except KeyboardInterrupt:  # as ipykernel says it (the debugger prints it when an interrupt leaves it)
+            raise KeyboardInterrupt("Interrupted by user") from None
+
+    def _wait_for_reply(self, msg: dict[str, Any], execution: Any) -> str:
+        kernel = self._kernel
         if kernel.transport.blocking_input is not None:
             reply = kernel.transport.blocking_input(msg)
             return _value_of(reply)
