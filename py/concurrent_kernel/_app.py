@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .transports.zmq import SOCKET_NAMES, ZMQTransport
+from .transports.zmq import SOCKET_NAMES, ConnectionFileError, ZMQTransport
 
 log = logging.getLogger("concurrent_kernel")
 
@@ -88,9 +88,16 @@ def launch(connection_file: str | None, backend: str, trait_args: list[str]) -> 
     # No file, or a path that does not exist yet (as with ipykernel): make one and say how to connect.
     created = connection_file is None or not Path(connection_file).exists()
     path = new_connection_file(Path(connection_file) if connection_file else None) if created else Path(connection_file)
-    info = json.loads(path.read_text())
-    info.setdefault("ip", "127.0.0.1")
-    transport = ZMQTransport(info)
+    try:
+        info = json.loads(path.read_text())
+        if not isinstance(info, dict):
+            raise ConnectionFileError(f"expected a JSON object, got {type(info).__name__}")
+        info.setdefault("ip", "127.0.0.1")
+        transport = ZMQTransport(info)
+    except (ConnectionFileError, json.JSONDecodeError) as exc:
+        # Exit at once with the reason: the launcher sees the process die instead of waiting for a reply.
+        log.error("cannot start with connection file %s: %s", path, exc)
+        return 1
     if created or any(not info.get(f"{name}_port") for name in SOCKET_NAMES):
         _write_private(path, {**info, **transport.connection_info})
     if created:

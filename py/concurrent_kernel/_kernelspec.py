@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ._protocol import KERNEL_DISPLAY_NAME, KERNEL_SPEC_NAME
+from ._protocol import ENCRYPTION_CURVE, KERNEL_DISPLAY_NAME, KERNEL_SPEC_NAME, KERNELSPEC_SUPPORTED_ENCRYPTION
 
 BACKENDS = ("asyncio", "trio")
 
@@ -22,8 +22,22 @@ def kernelspec_dict(display_name: str = KERNEL_DISPLAY_NAME, backend: str = "asy
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": "message",
-        "metadata": {"debugger": False, "concurrent_kernel": {"backend": backend}},
+        "metadata": {
+            "debugger": False,
+            **({KERNELSPEC_SUPPORTED_ENCRYPTION: [ENCRYPTION_CURVE]} if _has_curve() else {}),
+            "concurrent_kernel": {"backend": backend},
+        },
     }
+
+
+def _has_curve() -> bool:
+    """Declare CurveZMQ only when this pyzmq can do it: jupyter_server's `auto` mode then provisions keys, and a
+    kernel whose libzmq lacks CURVE would have to refuse them."""
+    try:
+        import zmq
+    except ImportError:
+        return False
+    return bool(zmq.has("curve"))
 
 
 def install(

@@ -95,6 +95,12 @@ LANGUAGE_INFO_NAME = "python"
 KERNEL_SPEC_NAME = "concurrent"
 KERNEL_DISPLAY_NAME = "Python 3 (concurrent)"
 SUPPORTED_FEATURES = ("kernel subshells",)
+#: Transport encryption (CurveZMQ), as jupyter_client >= 8.9 provisions it: the kernelspec declares
+#: `metadata.supported_encryption: ["curve"]`, the connection file then carries the kernel's Z85 keypair.
+KERNELSPEC_SUPPORTED_ENCRYPTION = "supported_encryption"
+ENCRYPTION_CURVE = "curve"
+CONNECTION_CURVE_PUBLICKEY = "curve_publickey"
+CONNECTION_CURVE_SECRETKEY = "curve_secretkey"
 
 
 def reply_type(request_type: str) -> str:

@@ -18,13 +18,65 @@ from typing import Any
 import zmq
 
 from .._messages import Message, MessageFactory
-from .._protocol import Channel, ExecutionState, MsgType, reply_type
+from .._protocol import (
+    CONNECTION_CURVE_PUBLICKEY,
+    CONNECTION_CURVE_SECRETKEY,
+    Channel,
+    ExecutionState,
+    MsgType,
+    reply_type,
+)
 
 log = logging.getLogger("concurrent_kernel")
 
 _ROUTED = (Channel.SHELL, Channel.CONTROL, Channel.STDIN)
 #: The sockets of a connection file, by the prefix of their `*_port` key.
 SOCKET_NAMES = (Channel.SHELL, Channel.IOPUB, Channel.STDIN, Channel.CONTROL, "hb")
+_Z85_ALPHABET = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#")
+
+
+class ConnectionFileError(ValueError):
+    """The connection file cannot be used as given (for example malformed CurveZMQ keys): the kernel must exit
+    with this message rather than start without the encryption its client expects and leave the client waiting."""
+
+
+def curve_keys(connection_info: dict[str, Any]) -> tuple[bytes, bytes] | None:
+    """The kernel's CurveZMQ (public, secret) key pair from a connection file, or None when it carries none.
+
+    jupyter_client (transport_encryption `auto`/`required`) writes both as 40-character Z85 strings; the client
+    connects with that public key as its server key. Half a pair, a wrong length or alphabet, a public key that
+    is not the secret key's, or a libzmq without CURVE raise ConnectionFileError: a kernel that quietly started
+    unencrypted would never complete the client's handshake.
+    """
+    names = (CONNECTION_CURVE_PUBLICKEY, CONNECTION_CURVE_SECRETKEY)
+    values = [connection_info.get(name) for name in names]
+    if all(v is None for v in values):
+        return None
+    missing = [name for name, v in zip(names, values, strict=True) if v is None]
+    if missing:
+        raise ConnectionFileError(f"the connection file has {' and '.join(n for n in names if n not in missing)} "
+                                  f"but no {missing[0]}: CurveZMQ needs both keys")
+    keys: list[bytes] = []
+    for name, value in zip(names, values, strict=True):
+        if not isinstance(value, str):
+            raise ConnectionFileError(f"{name} must be a Z85 string, not {type(value).__name__}")
+        if len(value) != 40 or not _Z85_ALPHABET.issuperset(value):
+            raise ConnectionFileError(  # the length, never the value: it may be a secret
+                f"{name} must be 40 Z85 characters (a 32-byte CurveZMQ key), got {len(value)} characters"
+                + ("" if _Z85_ALPHABET.issuperset(value) else " with some outside the Z85 alphabet")
+            )
+        keys.append(value.encode("ascii"))
+    if not zmq.has("curve"):
+        raise ConnectionFileError("the connection file asks for CurveZMQ encryption, but this pyzmq's libzmq "
+                                  "was built without CURVE (libsodium)")
+    public, secret = keys
+    try:
+        derived = zmq.curve_public(secret)
+    except zmq.ZMQError as exc:
+        raise ConnectionFileError(f"{CONNECTION_CURVE_SECRETKEY} is not a valid CurveZMQ key: {exc}") from None
+    if derived != public:
+        raise ConnectionFileError(f"{CONNECTION_CURVE_PUBLICKEY} is not the public key of {CONNECTION_CURVE_SECRETKEY}")
+    return public, secret
 
 
 class ZMQTransport:
@@ -34,6 +86,8 @@ class ZMQTransport:
 
     def __init__(self, connection_info: dict[str, Any]) -> None:
         self.connection_info = dict(connection_info)
+        #: (public, secret) Z85 keys: every socket is a CurveZMQ server (encrypted, server-authenticated).
+        self.curve = curve_keys(self.connection_info)  # before any socket exists: a bad file binds nothing
         self.context = zmq.Context()
         self._outbox: deque[tuple[str, list[bytes]]] = deque()
         self._wake_read, self._wake_write = os.pipe()
@@ -76,6 +130,9 @@ class ZMQTransport:
         for name, kind in kinds.items():
             sock = ctx.socket(kind)
             sock.linger = 0
+            if self.curve is not None:  # set before bind: the options apply to connections made after
+                sock.curve_publickey, sock.curve_secretkey = self.curve
+                sock.curve_server = True
             # No send high-water mark: ROUTER and XPUB silently drop past it, and a burst of 1,000 pipelined
             # cells makes 4,000 messages; a lost reply or idle leaves the client waiting forever.
             sock.sndhwm = 0
