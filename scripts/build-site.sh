@@ -57,7 +57,9 @@ if [ -d "$LABEXT/@jupyterlite/pyodide-kernel-extension" ]; then
   for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
     cp "node_modules/pyodide/$f" "$STOCK/"
   done
-  cp ts/labextension/static/pyodide/*.whl ts/.cache/stock-wheels/*.whl "$STOCK/"
+  # (micropip is in both: the labextension ships it for %pip too)
+  cp ts/labextension/static/pyodide/*.whl "$STOCK/"
+  cp -f ts/.cache/stock-wheels/*.whl "$STOCK/"
   rm -f "$STOCK"/concurrent_kernel-*.whl
   # pyodide-build's venv was made by ts/scripts/build-labextension.sh.
   ts/.cache/pyodide-build-venv/bin/pyodide lockfile add-wheels --input node_modules/pyodide/pyodide-lock.json \

@@ -38,6 +38,10 @@ mkdir -p "$CACHE/wheels" "$CACHE/kernel"
 "$PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
   --python-version 3.14 --platform any --implementation py --abi none \
   -r ts/pyodide-requirements.txt -d "$CACHE/wheels"
+# micropip ships beside the lock for `%pip` / `import micropip`, loaded on first use (not at start, not in the snapshot).
+mkdir -p "$CACHE/lazy-wheels"
+"$PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+  --python-version 3.14 --platform any --implementation py --abi none micropip==0.11.1 -d "$CACHE/lazy-wheels"
 KWHEEL="${CK_KERNEL_WHEEL:-}"
 if [ -z "$KWHEEL" ]; then
   # Build the pure-Python wheel from a copy without the labextension, so the
@@ -75,7 +79,7 @@ mkdir -p "$PYO"
 for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
   cp "node_modules/pyodide/$f" "$PYO/"
 done
-cp "$KWHEEL" "${DEPS[@]}" "$PYO/"
+cp "$KWHEEL" "${DEPS[@]}" "$CACHE"/lazy-wheels/micropip-0.11.1-py3-none-any.whl "$PYO/"
 WHEELS=("$PYO"/*.whl)
 
 echo "[build] pyodide lock (pyodide lockfile add-wheels)"

@@ -21,6 +21,9 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 #: the lock resolves, but not asked for by name.
 DATA_ONLY = {"widgetsnbextension", "jupyterlab-widgets"}
 
+#: Shipped for on-demand use only (`%pip`, `import micropip`): not loaded at start, not in the snapshot.
+LAZY = {"micropip"}
+
 #: Modules whose import proves the kernel can start.
 REQUIRED_IMPORTS = ["concurrent_kernel", "IPython", "anyio", "aiologic", "comm", "traitlets"]
 
@@ -38,9 +41,15 @@ def main(argv: list[str]) -> int:
             raise SystemExit(f"{wheel.name} is not in {out / 'pyodide-lock.json'} (found {found})")
         if entry["sha256"] != hashlib.sha256(wheel.read_bytes()).hexdigest():
             raise SystemExit(f"{wheel.name}: sha256 differs from the lock's")
-        if name not in DATA_ONLY:
+        if name not in DATA_ONLY and name not in LAZY:
             names.append(name)
-    manifest = {"packages": sorted(names), "imports": REQUIRED_IMPORTS, "data_only": sorted(DATA_ONLY)}
+    # "shipped": the lock's other entries are the Pyodide distribution's (the worker points them at its URL).
+    manifest = {
+        "packages": sorted(names),
+        "imports": REQUIRED_IMPORTS,
+        "data_only": sorted(DATA_ONLY),
+        "shipped": sorted(Path(w).name for w in wheels),
+    }
     (out / "ck-manifest.json").write_text(json.dumps(manifest, indent=1))
     print(f"manifest: {len(names)} packages to load, {len(wheels) - len(names)} data-only")
     return 0

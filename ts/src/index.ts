@@ -7,6 +7,7 @@ import { IServiceWorkerManager } from '@jupyterlite/apputils';
 import { IKernelClient, IKernelSpecs } from '@jupyterlite/services';
 
 import { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
+import type { IPackageSettings } from './protocol';
 
 export { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
 
@@ -21,7 +22,18 @@ interface ISettings {
   workerUrl?: string;
   /** Keep one worker with Pyodide loaded ahead of time (default true). */
   prewarm?: boolean;
+  /** piplite all.json indexes of wheels shipped with the site (default: the stock kernel's, from the piplite addon). */
+  pipliteUrls?: string[];
+  /** Base URL of the Pyodide distribution for its packages the site does not ship (default: its public CDN). */
+  pyodideDistUrl?: string;
+  /** Package indexes tried last, when online (default: PyPI). */
+  indexUrls?: string[];
+  /** Never use indexUrls (default: the stock kernel's setting, else false). */
+  disablePyPIFallback?: boolean;
 }
+
+/** The stock Pyodide kernel's settings: its piplite addon writes the site's wheel indexes there. */
+const STOCK_PLUGIN_ID = '@jupyterlite/pyodide-kernel-extension:kernel';
 
 const LOGO =
   'data:image/svg+xml;base64,' +
@@ -32,12 +44,45 @@ const LOGO =
       '</svg>'
   );
 
-function settings(): ISettings {
+function settings(id = PLUGIN_ID): ISettings {
   try {
-    return JSON.parse(PageConfig.getOption('litePluginSettings') || '{}')[PLUGIN_ID] ?? {};
+    return JSON.parse(PageConfig.getOption('litePluginSettings') || '{}')[id] ?? {};
   } catch {
     return {};
   }
+}
+
+/** Package sources with absolute URLs (the app's config loader has made them relative to the site). */
+function packageSettings(conf: ISettings, baseUrl: string): IPackageSettings {
+  const stock = settings(STOCK_PLUGIN_ID);
+  const abs = (u: string): string => new URL(u, baseUrl).href.replace(/%7Bpackage_name%7D/g, '{package_name}');
+  return {
+    pipliteUrls: (conf.pipliteUrls ?? stock.pipliteUrls ?? []).map(abs),
+    distributionUrl: conf.pyodideDistUrl ? abs(conf.pyodideDistUrl) : undefined,
+    indexUrls: conf.indexUrls?.map(abs),
+    disablePyPIFallback: !!(conf.disablePyPIFallback ?? stock.disablePyPIFallback ?? false)
+  };
+}
+
+/**
+ * Whether JupyterLite's service worker answers this page's requests (registered and controlling the page, so the
+ * kernel's worker, made by the page, goes through it too), waiting a little for it to settle.
+ */
+async function serviceWorkerReady(serviceWorker: IServiceWorkerManager | null): Promise<boolean> {
+  const sw = navigator.serviceWorker;
+  const controlled = (): boolean => !!serviceWorker?.enabled && !!sw?.controller;
+  if (!serviceWorker || !sw || controlled()) {
+    return controlled();
+  }
+  const settled = (async () => {
+    await serviceWorker.ready;
+    if (!sw.controller) {
+      await new Promise(resolve => sw.addEventListener('controllerchange', resolve, { once: true }));
+    }
+    return controlled();
+  })().catch(() => false);
+  const timeout = new Promise<boolean>(resolve => setTimeout(() => resolve(false), 5000));
+  return Promise.race([settled, timeout]);
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -47,7 +92,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   requires: [IKernelSpecs],
   optional: [IKernelClient, IServiceWorkerManager],
   activate: (
-    _app: JupyterFrontEnd,
+    app: JupyterFrontEnd,
     kernelSpecs: IKernelSpecs,
     kernelClient: IKernelClient | null,
     serviceWorker: IServiceWorkerManager | null
@@ -62,6 +107,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // Warm a spare right away (its own thread), so the first notebook finds Pyodide loaded.
     pool.refill();
 
+    // JupyterLite's own settings name "python" (the stock Pyodide kernel) as the default kernel. On a site without
+    // that kernel the default names nothing: make this one the default (New Notebook, a REPL without ?kernel=).
+    // Notebooks asking for "python" (jupyterlite-sphinx's try_examples) then get it as the site's Python kernel.
+    const configuredDefault = PageConfig.getOption('defaultKernelName');
+    const stockPresent = app.hasPlugin(STOCK_PLUGIN_ID) && !PageConfig.Extension.isDisabled(STOCK_PLUGIN_ID);
+    if (!configuredDefault || (configuredDefault === 'python' && !stockPresent)) {
+      PageConfig.setOption('defaultKernelName', 'concurrent');
+    }
+
     kernelSpecs.register({
       spec: {
         name: 'concurrent',
@@ -70,16 +124,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
         argv: [],
         resources: { 'logo-32x32': LOGO, 'logo-64x64': LOGO }
       },
-      create: async options =>
-        new ConcurrentKernel({
+      create: async options => {
+        // A cross-origin isolated page mounts the files through shared buffers; only otherwise is the
+        // service worker needed (and waited for).
+        const isolated = typeof SharedArrayBuffer !== 'undefined' && !!globalThis.crossOriginIsolated;
+        const serviceWorkerEnabled = isolated ? false : await serviceWorkerReady(serviceWorker);
+        return new ConcurrentKernel({
           ...options,
           workerUrl,
           indexURL,
           baseUrl,
           browsingContextId: serviceWorker?.browsingContextId,
           worker: pool.take(),
-          onQuiet: () => pool.refill()
-        })
+          onQuiet: () => pool.refill(),
+          contentsManager: app.serviceManager.contents,
+          serviceWorkerEnabled,
+          packages: packageSettings(conf, baseUrl)
+        });
+      }
     });
 
     // JupyterLite's interrupt only cancels its own message queue: tell our kernel too.

@@ -5,14 +5,19 @@
  * posted to the worker and handleMessage returns at once, so JupyterLite's
  * per-kernel mutex never serialises requests; concurrency is the core's job.
  */
-import type { KernelMessage } from '@jupyterlab/services';
-import type { IKernel } from '@jupyterlite/services';
+import type { Contents, KernelMessage } from '@jupyterlab/services';
+import type { IKernel, TDriveMethod, TDriveRequest } from '@jupyterlite/services';
+import { DriveContentsProcessor } from '@jupyterlite/services';
 import { PromiseDelegate, UUID } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
+  DRIVE_BUFFER_BYTES,
+  DRIVE_REPLIED,
+  DRIVE_TOO_LARGE,
   FromWorker,
   IInitOptions,
+  IPackageSettings,
   STDIN_BUFFER_BYTES,
   STDIN_HEADER_BYTES,
   ToWorker
@@ -43,6 +48,12 @@ export namespace ConcurrentKernel {
     browsingContextId?: string;
     /** A worker already loading Pyodide (see WorkerPool); a new one is made otherwise. */
     worker?: Worker;
+    /** The app's contents: mounted in Python at /drive (JupyterLite's DriveFS). */
+    contentsManager?: Contents.IManager;
+    /** Whether JupyterLite's service worker answers api/drive (used when the page is not cross-origin isolated). */
+    serviceWorkerEnabled?: boolean;
+    /** Package sources (see services/packages.py). */
+    packages?: IPackageSettings;
     /**
      * Called once, when Python is running and the kernel has then been quiet for QUIET_MS (or is disposed):
      * the pool warms the next spare then, not while the user's first cells compete with it for the CPU.
@@ -103,6 +114,11 @@ export class WorkerPool {
   private _spareWarmed = false;
 }
 
+export const DRIVE_UNAVAILABLE_NOTICE =
+  "The notebook's files are not available to Python in this page: JupyterLite's service worker is not " +
+  'active (private windows and some browsers disable it) and the page is not cross-origin isolated. ' +
+  'Python runs in a private in-memory folder; files it writes are not saved.';
+
 type AnyMsg = KernelMessage.IMessage & { channel: string; buffers?: (ArrayBuffer | ArrayBufferView)[] };
 
 /** Every live kernel, so the kernel client's interrupt can reach it. */
@@ -126,13 +142,27 @@ export class ConcurrentKernel implements IKernel {
       indexURL: options.indexURL,
       baseUrl: options.baseUrl,
       kernelId: this.id,
-      browsingContextId: options.browsingContextId
+      browsingContextId: options.browsingContextId,
+      location: options.location,
+      packages: options.packages
     };
     if (this._isolated) {
       this._interruptBuffer = new SharedArrayBuffer(8);
       this._stdinBuffer = new SharedArrayBuffer(STDIN_BUFFER_BYTES);
       init.interruptBuffer = this._interruptBuffer;
       init.stdinBuffer = this._stdinBuffer;
+    }
+    // The notebook's files, as the stock kernel mounts them: shared buffers when isolated, else the service worker.
+    if (this._isolated && options.contentsManager) {
+      this._driveProcessor = new DriveContentsProcessor({ contentsManager: options.contentsManager });
+      this._driveBuffer = new SharedArrayBuffer(DRIVE_BUFFER_BYTES);
+      init.drive = 'shared-buffer';
+      init.driveBuffer = this._driveBuffer;
+    } else if (options.serviceWorkerEnabled && options.browsingContextId) {
+      init.drive = 'service-worker';
+    } else {
+      init.drive = 'none';
+      init.driveNotice = DRIVE_UNAVAILABLE_NOTICE;
     }
     this._post({ type: 'init', options: init });
     liveKernels.set(this.id, this);
@@ -360,12 +390,49 @@ export class ConcurrentKernel implements IKernel {
       case 'interrupt-ack':
         this._ackedSeq = Math.max(this._ackedSeq, data.seq);
         break;
+      case 'drive-request':
+        void this._onDriveRequest(data.request as TDriveRequest<TDriveMethod>);
+        break;
+      case 'drive-fetch': {
+        const bytes = this._driveOverflow ?? new Uint8Array(0);
+        this._driveOverflow = null;
+        new Uint8Array(data.buffer, 8, bytes.length).set(bytes);
+        const state = new Int32Array(data.buffer, 0, 2);
+        Atomics.store(state, 0, DRIVE_REPLIED);
+        Atomics.notify(state, 0);
+        break;
+      }
       case 'log':
         (data.level === 'error' ? console.error : data.level === 'warn' ? console.warn : console.log)(
           `[concurrent kernel] ${data.text}`
         );
         break;
     }
+  }
+
+  /** Answer the worker's file-system call (it waits on driveBuffer) with the app's contents manager. */
+  private async _onDriveRequest(request: TDriveRequest<TDriveMethod>): Promise<void> {
+    let reply: { response?: unknown; error?: string };
+    try {
+      reply = { response: (await this._driveProcessor!.processDriveRequest(request)) ?? null };
+    } catch (err) {
+      reply = { error: String((err as Error)?.message ?? err) };
+    }
+    if (this._isDisposed || !this._driveBuffer) {
+      return;
+    }
+    const bytes = new TextEncoder().encode(JSON.stringify(reply));
+    const state = new Int32Array(this._driveBuffer, 0, 2);
+    if (bytes.length <= this._driveBuffer.byteLength - 8) {
+      new Uint8Array(this._driveBuffer, 8, bytes.length).set(bytes);
+      Atomics.store(state, 1, bytes.length);
+      Atomics.store(state, 0, DRIVE_REPLIED);
+    } else {
+      this._driveOverflow = bytes; // the worker asks for it with a buffer of this size
+      Atomics.store(state, 1, bytes.length);
+      Atomics.store(state, 0, DRIVE_TOO_LARGE);
+    }
+    Atomics.notify(state, 0);
   }
 
   private _writeInputReply(msg: AnyMsg): void {
@@ -489,6 +556,9 @@ export class ConcurrentKernel implements IKernel {
   private _isolated: boolean;
   private _interruptBuffer: SharedArrayBuffer | null = null;
   private _stdinBuffer: SharedArrayBuffer | null = null;
+  private _driveBuffer: SharedArrayBuffer | null = null;
+  private _driveProcessor: DriveContentsProcessor | null = null;
+  private _driveOverflow: Uint8Array | null = null;
   private _awaitingInput = false;
   private _pendingInput: AnyMsg | null = null;
   private _interruptSeq = 0;

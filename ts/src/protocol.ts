@@ -19,7 +19,37 @@ export interface IInitOptions {
   interruptBuffer?: SharedArrayBuffer;
   /** stdin replies when cross-origin isolated (see STDIN_* constants). */
   stdinBuffer?: SharedArrayBuffer;
+  /** The notebook's folder in JupyterLite's contents ("" = root, "drive:path" for another drive). */
+  location?: string;
+  /**
+   * How the contents are mounted at /drive (JupyterLite's DriveFS): through the service worker (sync XHR to
+   * api/drive), through `driveBuffer` (cross-origin isolated pages), or not at all (`driveNotice` says why).
+   */
+  drive?: 'service-worker' | 'shared-buffer' | 'none';
+  driveNotice?: string;
+  /** Drive replies when drive is 'shared-buffer': [state, length, ...utf8 JSON]; see DRIVE_* constants. */
+  driveBuffer?: SharedArrayBuffer;
+  /** Where packages come from (services/packages.py); URLs are absolute. */
+  packages?: IPackageSettings;
 }
+
+/** Package sources, in order: the site's piplite wheels, the Pyodide distribution, then a package index. */
+export interface IPackageSettings {
+  /** piplite all.json indexes of wheels shipped with the site. */
+  pipliteUrls: string[];
+  /** Base URL of the Pyodide distribution for lock entries the site does not ship (default: its CDN). */
+  distributionUrl?: string;
+  /** Package indexes (micropip index_urls) tried last, when online (default: PyPI). */
+  indexUrls?: string[];
+  /** Never fetch from indexUrls (the site's wheels and the distribution only). */
+  disablePyPIFallback: boolean;
+}
+
+/** Drive reply states in driveBuffer[0]: waiting, reply in the buffer, reply too large (fetch it). */
+export const DRIVE_WAITING = 0;
+export const DRIVE_REPLIED = 1;
+export const DRIVE_TOO_LARGE = 2;
+export const DRIVE_BUFFER_BYTES = 1 << 20;
 
 export type ToWorker =
   | { type: 'warm'; indexURL: string }
@@ -35,4 +65,6 @@ export type FromWorker =
   | { type: 'handler-error'; msgJson: string; error: string }
   | { type: 'input_request'; msgJson: string }
   | { type: 'interrupt-ack'; seq: number; escalated: boolean }
+  | { type: 'drive-request'; request: unknown }
+  | { type: 'drive-fetch'; buffer: SharedArrayBuffer }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; text: string };

@@ -6,7 +6,13 @@
  * message. Every outgoing message comes back through one JS callback and is
  * posted to the main thread. Everything is loaded from the site (indexURL).
  */
+import { ContentsAPI, DriveFS } from '@jupyterlite/services/lib/contents/drivefs';
+import type { TDriveMethod, TDriveRequest, TDriveResponse } from '@jupyterlite/services/lib/contents/drivefs';
+
 import {
+  DRIVE_REPLIED,
+  DRIVE_TOO_LARGE,
+  DRIVE_WAITING,
   FromWorker,
   IInitOptions,
   STDIN_BUFFER_BYTES,
@@ -33,11 +39,20 @@ interface IPyodide {
   FS: {
     mkdirTree(path: string): void;
     writeFile(path: string, data: Uint8Array, opts?: { canOwn?: boolean }): void;
+    mount(type: unknown, opts: unknown, mountpoint: string): unknown;
+    chdir(path: string): void;
+    ErrnoError: new (errno: number) => Error;
   };
+  PATH: unknown;
+  ERRNO_CODES: Record<string, number>;
+  version: string;
+  _api: { lockfile_packages: Record<string, { file_name: string }> };
 }
 interface IManifest {
   packages: string[];
   imports: string[];
+  /** Wheel files the site ships beside the lock; the lock's other entries are the Pyodide distribution's. */
+  shipped?: string[];
   /** Written by ts/scripts/make_snapshot.mjs (file names relative to indexURL). */
   snapshot?: { memory: string; files: string };
 }
@@ -61,6 +76,7 @@ const elapsed = (): number => Math.round(performance.now() - t0);
 
 let options: IInitOptions | null = null;
 let pyodide: IPyodide | null = null;
+let loadedManifest: IManifest | null = null;
 let receive: IPyProxy | null = null;
 let interruptKernel: IPyProxy | null = null;
 let interruptArray: Int32Array | null = null;
@@ -72,7 +88,7 @@ let failed = false;
 const GLUE = `
 from pyodide.ffi import to_js as _to_js
 
-def _ck_start(js_send, js_input):
+def _ck_start(js_send, js_input, services_json):
     from concurrent_kernel import callback_transport
 
     def send(msg_json, buffers):
@@ -83,6 +99,8 @@ def _ck_start(js_send, js_input):
         return js_input(msg_json)
 
     handle = callback_transport.start(send, input_request if js_input is not None else None)
+    from concurrent_kernel.services import packages
+    packages.setup(handle.kernel, services_json)
 
     def receive(msg_json, buffers):
         handle.receive(msg_json, [b.to_bytes() for b in buffers] if buffers else None)
@@ -179,6 +197,7 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
       throw new Error(`HTTP ${manifestResp.status} for ${manifestResp.url}`);
     }
     const manifest = (await manifestResp.json()) as IManifest;
+    loadedManifest = manifest;
     let py: IPyodide | null = null;
     let restored = false;
     let loadErrors: string[] = [];
@@ -343,6 +362,122 @@ json.dumps(_missing)
   }
 }
 
+/** Milliseconds a file-system call waits for the page before failing with EIO (the page may be gone). */
+const DRIVE_TIMEOUT_MS = 60_000;
+
+/** A drive request answered by the page (DriveContentsProcessor) while this worker waits on driveBuffer. */
+function driveRequest(request: unknown): unknown {
+  const py = pyodide!;
+  const fail = (): never => {
+    throw new py.FS.ErrnoError(py.ERRNO_CODES.EIO);
+  };
+  const sab = options!.driveBuffer!;
+  const state = new Int32Array(sab, 0, 2);
+  Atomics.store(state, 0, DRIVE_WAITING);
+  post({ type: 'drive-request', request });
+  if (Atomics.wait(state, 0, DRIVE_WAITING, DRIVE_TIMEOUT_MS) === 'timed-out') {
+    fail();
+  }
+  const length = Atomics.load(state, 1);
+  let bytes: Uint8Array;
+  if (Atomics.load(state, 0) === DRIVE_REPLIED) {
+    bytes = new Uint8Array(sab, 8, length).slice();
+  } else if (Atomics.load(state, 0) === DRIVE_TOO_LARGE) {
+    const big = new SharedArrayBuffer(8 + length);
+    const bigState = new Int32Array(big, 0, 2);
+    post({ type: 'drive-fetch', buffer: big });
+    if (Atomics.wait(bigState, 0, DRIVE_WAITING, DRIVE_TIMEOUT_MS) === 'timed-out') {
+      fail();
+    }
+    bytes = new Uint8Array(big, 8, length).slice();
+  } else {
+    return fail();
+  }
+  const reply = JSON.parse(new TextDecoder().decode(bytes)) as { response?: unknown; error?: string };
+  if (reply.error !== undefined) {
+    log('warn', `drive request failed: ${reply.error}`);
+    fail();
+  }
+  return reply.response ?? null;
+}
+
+/** DriveFS's contents API over driveBuffer (cross-origin isolated pages), as the stock kernel does with SABs. */
+class SharedBufferContentsAPI extends ContentsAPI {
+  request<T extends TDriveMethod>(data: TDriveRequest<T>): TDriveResponse<T> {
+    return driveRequest(data) as TDriveResponse<T>;
+  }
+}
+
+class KernelDriveFS extends DriveFS {
+  createAPI(opts: DriveFS.IOptions): ContentsAPI {
+    // Called from DriveFS's constructor: read the mode from the module's options, not from a field.
+    return options?.drive === 'shared-buffer' ? new SharedBufferContentsAPI(opts) : super.createAPI(opts);
+  }
+}
+
+/**
+ * Mount JupyterLite's contents at /drive with its DriveFS and make the notebook's folder the working directory.
+ * Done after the snapshot restore (the mount lives in JS, outside the snapshot). Returns a notice when not mounted.
+ */
+function mountDrive(py: IPyodide, opts: IInitOptions): string | null {
+  if (!opts.drive || opts.drive === 'none') {
+    return opts.driveNotice ?? 'the notebook\'s files are not available to Python here';
+  }
+  let driveName = '';
+  let localPath = opts.location ?? '';
+  const colon = localPath.indexOf(':');
+  if (colon >= 0) {
+    driveName = localPath.slice(0, colon);
+    localPath = localPath.slice(colon + 1);
+  }
+  const mountpoint = '/drive';
+  try {
+    const driveFS = new KernelDriveFS({
+      FS: py.FS as never,
+      PATH: py.PATH as never,
+      ERRNO_CODES: py.ERRNO_CODES as never,
+      baseUrl: opts.baseUrl,
+      driveName,
+      mountpoint,
+      browsingContextId: opts.browsingContextId
+    });
+    py.FS.mkdirTree(mountpoint);
+    py.FS.mount(driveFS, {}, mountpoint);
+  } catch (err) {
+    return `the notebook's files could not be mounted (${err})`;
+  }
+  try {
+    py.FS.chdir(localPath ? `${mountpoint}/${localPath.replace(/^\/+|\/+$/g, '')}` : mountpoint);
+  } catch {
+    py.FS.chdir(mountpoint);
+  }
+  return null;
+}
+
+/**
+ * Point the lock's entries that the site does not ship at the Pyodide distribution (default: the CDN of this
+ * Pyodide version), so loadPackage and micropip fetch them from there; shipped wheels stay relative (the site).
+ * Nothing is fetched here: only when a cell asks for such a package.
+ */
+function pointLockAtDistribution(py: IPyodide, distributionUrl: string | undefined): string {
+  const url = distributionUrl ?? `https://cdn.jsdelivr.net/pyodide/v${py.version}/full/`;
+  const base = url.endsWith('/') ? url : url + '/';
+  const shipped = loadedManifest?.shipped;
+  if (!shipped) {
+    log('warn', 'the manifest lists no shipped wheels: Pyodide distribution packages load from the site only');
+    return base;
+  }
+  const own = new Set(shipped);
+  const packages = py._api.lockfile_packages;
+  for (const name of Object.keys(packages)) {
+    const entry = packages[name];
+    if (!own.has(entry.file_name) && !/^[a-z][a-z0-9+.-]*:/i.test(entry.file_name)) {
+      entry.file_name = base + entry.file_name;
+    }
+  }
+  return base;
+}
+
 /** Phase 2: start the kernel with this page's callbacks. */
 async function start(opts: IInitOptions): Promise<void> {
   options = opts;
@@ -358,10 +493,18 @@ async function start(opts: IInitOptions): Promise<void> {
       interruptArray = all;
       py.setInterruptBuffer(all.subarray(0, 1));
     }
+    const driveNotice = mountDrive(py, opts);
+    if (driveNotice) {
+      log('warn', driveNotice);
+    }
+    const packages = opts.packages ?? { pipliteUrls: [], disablePyPIFallback: false };
+    const distributionUrl = pointLockAtDistribution(py, packages.distributionUrl);
+    const services = JSON.stringify({ ...packages, distributionUrl, driveNotice });
+    timings.mounted = elapsed();
     py.runPython(GLUE);
     const startFn = py.globals.get('_ck_start');
     const canInput = !!(opts.stdinBuffer || opts.browsingContextId);
-    const result = startFn(sendOut, canInput ? inputRequest : null) as IPyProxy & {
+    const result = startFn(sendOut, canInput ? inputRequest : null, services) as IPyProxy & {
       toJs(): IPyProxy[];
     };
     [receive, interruptKernel] = result.toJs();
