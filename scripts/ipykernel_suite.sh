@@ -5,7 +5,7 @@
 # suite starts its kernels through jupyter_client by the kernelspec name "python3", so a temporary JUPYTER_PATH
 # whose kernels/python3/kernel.json is this project's kernelspec makes every kernel it starts ours.
 # The sdist comes from PyPI into a cache dir (never committed); pytest-asyncio and flaky, which the suite's
-# conftest needs, are installed there too (pip --target), so .venv and the project's own test run are untouched.
+# conftest needs, and pytest-cov (its subshell tests read --cov) are installed there too (pip --target), so .venv and the project's own test run are untouched.
 # Without file arguments it runs the files that talk to a kernel over ZMQ (DEFAULT_FILES below). The other files
 # test ipykernel's internals in-process (IPKernelApp, IPythonKernel, OutStream, ...) and do not apply.
 # Writes a per-file table (passed/failed/errors/skipped) and the failing tests with their first error line.
@@ -46,8 +46,9 @@ if [ ! -f "$SRC/tests/utils.py" ]; then
     "$PY" -m pip download -q --no-deps --no-binary ipykernel "ipykernel==$VERSION" -d "$CACHE" 2>&1 | grep -v "^WARNING: Location" >&2 || true
     tar -xzf "$CACHE/ipykernel-$VERSION.tar.gz" -C "$CACHE"
 fi
-if [ ! -d "$SITE/pytest_asyncio" ] || [ ! -d "$SITE/flaky" ]; then
-    "$PY" -m pip install -q --no-deps --target "$SITE" "pytest-asyncio>=0.23.5,<2" "flaky>=3.8" 2>&1 \
+if [ ! -d "$SITE/pytest_asyncio" ] || [ ! -d "$SITE/flaky" ] || [ ! -d "$SITE/pytest_cov" ]; then
+    "$PY" -m pip install -q --no-deps --target "$SITE" "pytest-asyncio>=0.23.5,<2" "flaky>=3.8" \
+        "pytest-cov" "coverage" 2>&1 \
         | grep -v "^WARNING: Location" >&2 || true
 fi
 "$PY" -c "import ipykernel, pytest_timeout, psutil, debugpy" 2>/dev/null || {
@@ -84,6 +85,7 @@ status=$?
 set -e
 
 "$PY" - "$WORK/junit.xml" "$BACKEND" <<'EOF'
+import re
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -93,17 +95,37 @@ try:
     root = ET.parse(path).getroot()
 except (OSError, ET.ParseError) as exc:
     sys.exit(f"no junit report: {exc}")
+ANSI = re.compile(r"(?:\x1b|#x1B)\[[0-9;]*m")  # junit writes ESC as the text "#x1B"
+EXC = re.compile(r"^(?:E\s+)?((?:[\w.]+)(?:Error|Exception|Empty|Interrupt|Exit)\b:?.*)$")
+
+
+def reason(child: ET.Element) -> str:
+    """The most telling line: the innermost exception a cell raised (the kernel's traceback is in the
+    message), else the first line of pytest's message."""
+    message = ANSI.sub("", child.get("message") or "")
+    text = ANSI.sub("", child.text or "")
+    lines = [line.strip() for line in (message + "\n" + text).splitlines() if line.strip()]
+    first = lines[0] if lines else "?"
+    if first.endswith(":") or first.startswith("RuntimeError: Execution failed"):
+        found = [m.group(1) for line in lines if (m := EXC.match(line))]
+        inner = [f for f in found if not f.startswith("RuntimeError: Execution failed")]
+        if inner:
+            return inner[-1][:200]
+    return first[:200]
+
+
 counts: dict[str, Counter] = defaultdict(Counter)
 failing = []
-for case in root.iter("testcase"):
+# flaky reruns a marked test and reports each attempt: count a test once, by its last attempt.
+last = {(case.get("classname"), case.get("name")): case for case in root.iter("testcase")}
+for case in last.values():
     file = case.get("classname", "").split(".")[1] + ".py" if "." in case.get("classname", "") else "?"
     outcome = "passed"
     for child in case:
         if child.tag in ("failure", "error", "skipped"):
             outcome = {"failure": "failed", "error": "errors", "skipped": "skipped"}[child.tag]
             if outcome != "skipped":
-                first = (child.get("message") or child.text or "").strip().splitlines()
-                failing.append(f"{file}::{case.get('name')}: {outcome}: {first[0][:200] if first else '?'}")
+                failing.append(f"{file}::{case.get('name')}: {outcome}: {reason(child)}")
     counts[file][outcome] += 1
 print(f"\nipykernel {'7.4.0'} suite against concurrent-kernel ({backend})")
 print("| file | passed | failed | errors | skipped |\n|---|---|---|---|---|")
