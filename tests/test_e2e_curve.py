@@ -81,11 +81,16 @@ def test_installed_kernelspec_declares_curve(tmp_path: Path) -> None:
 
 @contextmanager
 def encrypted_kernel(
-    kernels_dir: Path, backend: str, mode: str, keys: tuple[bytes, bytes] | None = None
+    kernels_dir: Path, backend: str, mode: str, keys: tuple[bytes, bytes] | None = None, transport: str = "tcp"
 ) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
     """A kernel started by a KernelManager with `transport_encryption=mode` (and, given `keys`, that keypair)."""
     ksm = KernelSpecManager(kernel_dirs=[str(kernels_dir)], ensure_native_kernel=False)
-    km = KernelManager(kernel_name=curve_spec_name(backend), kernel_spec_manager=ksm, transport_encryption=mode)
+    where: dict[str, str] = {}
+    if transport == "ipc":  # ip is the socket files' path prefix
+        where = {"transport": "ipc", "ip": str(kernels_dir.parent / f"ipc-{uuid.uuid4().hex[:8]}")}
+    km = KernelManager(
+        kernel_name=curve_spec_name(backend), kernel_spec_manager=ksm, transport_encryption=mode, **where
+    )
     if keys is not None:  # the provisioner keeps keys a manager already holds (as on a restart)
         km.curve_publickey, km.curve_secretkey = keys
     km.start_kernel()
@@ -99,12 +104,16 @@ def encrypted_kernel(
             km.shutdown_kernel(now=True)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_jupyter_client_encrypted_kernel(kernels_dir: Path, backend: str, mode: str) -> None:
-    """Every channel works through CurveZMQ, and a client without the key gets nothing."""
-    with encrypted_kernel(kernels_dir, backend, mode) as (km, kc):
+@pytest.mark.parametrize(
+    ("backend", "mode", "transport"),
+    [*((b, m, "tcp") for b in BACKENDS for m in MODES), *((b, "required", "ipc") for b in BACKENDS)],
+)
+def test_jupyter_client_encrypted_kernel(kernels_dir: Path, backend: str, mode: str, transport: str) -> None:
+    """Every channel works through CurveZMQ (over tcp, and ipc which jupyter_client also encrypts), and a client
+    without the key gets nothing."""
+    with encrypted_kernel(kernels_dir, backend, mode, transport=transport) as (km, kc):
         info = json.loads(Path(km.connection_file).read_text())
+        assert info["transport"] == transport
         assert len(info["curve_publickey"]) == len(info["curve_secretkey"]) == 40
         assert kc.curve_publickey == info["curve_publickey"].encode()
         kc.wait_for_ready(timeout=60)
