@@ -10,9 +10,11 @@ Three mechanisms, each as small as the platform allows:
   caller's context themselves. Library code that runs work for a cell on a thread it did not start that way uses
   `concurrent_kernel.set_parent` / `reset_parent`.
 - **fd 1 and 2** become pipes (the originals are kept as duplicates, for the kernel's own logs); a reader thread
-  sends what arrives to the newest running cell (or the last one, once none runs). A print drains what is already
-  in the pipes before its own text, and every flush (before each message, and before a request's idle) does too,
-  so a child's output lands in order with the cell's prints and before its idle.
+  sends what arrives to the newest running cell (or the last one, once none runs). A print first drains what is
+  already in the pipes (looked at every 200 us at most, before every print while OS-level output flows), and every
+  flush (before each message, and before a request's idle) does too, so a child's output lands in order with the
+  cell's prints and before its idle. The one gap: a raw write to fd 1/2 by the kernel process itself within 200 us
+  of a print, while no OS-level output came for half a second, may follow the print.
 - **Forked children** (multiprocessing's fork start method) inherit the kernel's `sys.stdout`; after the fork it
   writes straight to fd 1/2, which the parent captures.
 """
@@ -150,11 +152,14 @@ def newest_cell(executions: set[Any]) -> Message | None:
 
 # ---------------------------------------------------------------------------------------------- fd capture
 
-#: Between two prints, look at the pipes at most this often (a poll costs about as much as a print) ...
-DRAIN_EVERY = 20e-6
+#: Between two prints, look at the pipes at most this often (a poll costs about as much as a print; a child
+#: process takes far longer than this to start, so its output is never missed) ...
+DRAIN_EVERY = 200e-6
 #: ... except while OS-level output keeps coming: then before every print.
 HOT_FOR = 0.5
 PIPE_SIZE = 1 << 20
+#: The reader's pause after each read while output flows (seconds).
+READ_PAUSE = 0.001
 
 
 class FdCapture:
@@ -165,6 +170,8 @@ class FdCapture:
         self._parent_for = parent_for
         self._lock = threading.Lock()
         self._pipes: list[tuple[str, int, Any]] = []  # (stream name, read end, incremental decoder)
+        self._chunk = bytearray(PIPE_SIZE)  # reads land here (under _lock): no allocation per read
+        self._view = memoryview(self._chunk)
         self._saved: dict[int, int] = {}  # captured fd -> duplicate of the original
         # One poll object may not be used by two threads at once: the reader has its own, drains share one.
         self._poll = select.poll()
@@ -216,22 +223,21 @@ class FdCapture:
         now = time.monotonic()
         if ready:
             with self._lock:
-                self._read_available()
+                self._read_ready({fd for fd, _ in ready})
             self._hot_until = now + HOT_FOR
         return 0.0 if now < self._hot_until else DRAIN_EVERY
 
-    def _read_available(self) -> None:
+    def _read_ready(self, ready: set[int]) -> None:
+        """One read from each pipe that poll found readable: the buffer holds a whole pipe, so that is all of
+        it (no second read to learn the pipe is empty)."""
         for name, fd, decoder in self._pipes:
-            while True:
+            if fd in ready:
                 try:
-                    data = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    return
-                if not data:
-                    break
-                self._streams.write_to(self._parent_for(), name, decoder.decode(data))
+                    count = os.readv(fd, [self._chunk])
+                except (BlockingIOError, InterruptedError):
+                    continue
+                if count:
+                    self._streams.write_to(self._parent_for(), name, decoder.decode(self._view[:count]))
 
     def _read_forever(self) -> None:
         try:
@@ -239,11 +245,16 @@ class FdCapture:
                 ready = self._poll.poll()
                 if self._stopping:
                     break
-                if any(fd != self._wake_r for fd, _ in ready):
+                data = {fd for fd, event in ready if fd != self._wake_r and event & select.POLLIN}
+                if data:
                     with self._lock:
-                        self._read_available()
+                        self._read_ready(data)
                     self._hot_until = time.monotonic() + HOT_FOR
-                if all(event & (select.POLLHUP | select.POLLERR) for _, event in ready):
+                    # Under a flood of small writes (a child printing unbuffered), let them gather: far fewer
+                    # reads, and text waits in the buffer for its flush interval anyway. Prints drain the pipes
+                    # themselves, so this costs no ordering.
+                    time.sleep(READ_PAUSE)
+                elif all(event & (select.POLLHUP | select.POLLERR) for _, event in ready):
                     time.sleep(0.05)  # no writer left (fds given back): poll would return at once, forever
         except Exception:  # never die silently: the kernel's output would stop
             log.exception("fd capture stopped")
@@ -257,7 +268,7 @@ class FdCapture:
                 stream.flush()  # type: ignore[union-attr]
         self._streams.drain = None
         with self._lock:
-            self._read_available()
+            self._read_ready({fd for _, fd, _ in self._pipes})
         self._streams.fds_captured = False
         self._streams.flush()
         for fd, saved in self._saved.items():
