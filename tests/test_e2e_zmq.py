@@ -278,10 +278,10 @@ def test_connect_request(kernel: Kernel) -> None:
         assert content[name] == info[name]
 
 
-def test_debug_request_is_an_error(kernel: Kernel) -> None:
-    _, kc, _ = kernel
+def test_debug_request_without_a_dap_request_fails(kernel: Kernel) -> None:
+    _, kc, _ = kernel  # the debugger itself: tests/test_e2e_debugger.py
     reply, _ = request(kc, "debug_request", {"command": "initialize"}, "control")
-    assert reply["content"]["status"] == "error"
+    assert reply["msg_type"] == "debug_reply" and reply["content"]["success"] is False
 
 
 # ------------------------------------------------------------------ stdin

@@ -47,12 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="concurrent-kernel", description="Run the concurrent IPython kernel.")
     parser.add_argument("-f", "--connection-file", dest="connection_file", default=None)
     parser.add_argument("--backend", choices=BACKENDS, default="asyncio")
+    parser.add_argument("--debugger", action=argparse.BooleanOptionalAction, default=True,
+                        help="offer the debugger (debug_request via debugpy); --no-debugger: no debugpy, no cost")
     args, unknown = parser.parse_known_args(rest)
     if unknown:
         print(f"concurrent-kernel: ignoring unknown arguments: {' '.join(unknown)}", file=sys.stderr)
     from ._app import launch
 
-    return launch(args.connection_file, args.backend, trait_args)
+    return launch(args.connection_file, args.backend, trait_args, debugger=args.debugger)
 
 
 def _manage(argv: list[str]) -> int:
@@ -68,6 +70,8 @@ def _manage(argv: list[str]) -> int:
     install.add_argument("--name", default=KERNEL_SPEC_NAME)
     install.add_argument("--display-name", default=KERNEL_DISPLAY_NAME)
     install.add_argument("--backend", choices=BACKENDS, default="asyncio")
+    install.add_argument("--debugger", action=argparse.BooleanOptionalAction, default=True,
+                         help="kernels of this spec offer the debugger (default) or not")
     uninstall = sub.add_parser("uninstall", help="remove a kernelspec")
     uninstall.add_argument("name", nargs="?", default=KERNEL_SPEC_NAME)
     sub.add_parser("list", help="list installed kernelspecs")
@@ -75,7 +79,8 @@ def _manage(argv: list[str]) -> int:
     if args.command == "install":
         prefix = sys.prefix if args.sys_prefix else args.prefix
         path = _kernelspec.install(
-            name=args.name, display_name=args.display_name, backend=args.backend, user=args.user, prefix=prefix
+            name=args.name, display_name=args.display_name, backend=args.backend, user=args.user, prefix=prefix,
+            debugger=args.debugger,
         )
         print(f"Installed kernelspec {args.name} in {path}")
     elif args.command == "uninstall":

@@ -75,7 +75,7 @@ def _watch_parent() -> None:
     threading.Thread(target=poll, name="ParentWatch", daemon=True).start()
 
 
-def launch(connection_file: str | None, backend: str, trait_args: list[str]) -> int:
+def launch(connection_file: str | None, backend: str, trait_args: list[str], debugger: bool = True) -> int:
     """Bind the sockets first, then import the rest: the kernel is reachable as early as possible."""
     # Only our own logger goes to the terminal: user code's logging keeps reaching the cell's stderr
     # (through logging's last-resort handler, which writes to the current sys.stderr).
@@ -103,11 +103,14 @@ def launch(connection_file: str | None, backend: str, trait_args: list[str]) -> 
     if created:
         print(f"concurrent-kernel: connect with  jupyter console --existing {path}", file=sys.__stderr__, flush=True)
     _watch_parent()
-    from ._kernel_info import kernel_info
+    from functools import partial
+
+    from ._kernel_info import debugger_available, kernel_info
     from ._messages import MessageFactory
 
+    debugger = debugger and debugger_available()
     messages = MessageFactory()
-    transport.start_early(messages, kernel_info)
+    transport.start_early(messages, partial(kernel_info, debugger=debugger))
     import anyio
 
     from .__main__ import parse_trait_args
@@ -120,7 +123,7 @@ def launch(connection_file: str | None, backend: str, trait_args: list[str]) -> 
         config.get("Kernel", {}).get("capture_fd_output", config.get("IPKernelApp", {}).get("capture_fd_output", True))
     )
     kernel = Kernel(
-        transport, backend=backend, config=config, session=messages.session,
+        transport, backend=backend, config=config, session=messages.session, debugger=debugger,
         capture_fds=capture_fds,
     )
 

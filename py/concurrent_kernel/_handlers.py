@@ -188,7 +188,7 @@ class Handlers:
     # ------------------------------------------------------------ introspection
 
     async def kernel_info_request(self, incoming: Incoming) -> dict[str, Any]:
-        return kernel_info()
+        return kernel_info(debugger=self.kernel.debugger_enabled)
 
     async def complete_request(self, incoming: Incoming) -> dict[str, Any]:
         from IPython.core.completer import provisionalcompleter, rectify_completions
@@ -312,7 +312,14 @@ class Handlers:
         return {"status": ReplyStatus.OK}
 
     async def debug_request(self, incoming: Incoming) -> dict[str, Any]:
-        raise RequestError("DebuggerUnavailable", "concurrent-kernel has no debugger yet")
+        """A DAP request in, its DAP response out (services/debugger); events go out as iopub debug_event."""
+        debugger = self.kernel.debugger
+        if debugger is None:
+            why = "it is switched off (--no-debugger)" if not self.kernel.debugger_enabled else \
+                "this platform has none (debugpy is missing, or Pyodide)"
+            raise RequestError("DebuggerUnavailable", f"this kernel has no debugger: {why}")
+        content = incoming.msg["content"]
+        return dict(await debugger.handle(content, incoming.msg))
 
     async def create_subshell_request(self, incoming: Incoming) -> dict[str, Any]:
         return {"status": ReplyStatus.OK, "subshell_id": await self.kernel.create_subshell()}
@@ -338,7 +345,7 @@ def _error_content(result: Any) -> dict[str, Any]:
 # Requests answered without IPython, so they are served while the shell is still starting.
 _WITHOUT_SHELL = frozenset(
     {MsgType.KERNEL_INFO_REQUEST, MsgType.CONNECT_REQUEST, MsgType.SHUTDOWN_REQUEST, MsgType.INTERRUPT_REQUEST,
-     MsgType.DEBUG_REQUEST, MsgType.CREATE_SUBSHELL_REQUEST, MsgType.DELETE_SUBSHELL_REQUEST,
+     MsgType.CREATE_SUBSHELL_REQUEST, MsgType.DELETE_SUBSHELL_REQUEST,
      MsgType.LIST_SUBSHELL_REQUEST}
 )
 

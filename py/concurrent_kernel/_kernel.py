@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import getpass
+import itertools
 import logging
 import signal
 import sys
@@ -57,6 +58,7 @@ class Kernel:
         config: Any = None,
         use_threads: bool | None = None,
         session: str | None = None,
+        debugger: bool = False,
         capture_fds: bool = False,
     ) -> None:
         self.transport = transport
@@ -80,6 +82,10 @@ class Kernel:
         self.comm_manager: Any = None
         self.background: Any = None
         self.gui: Any = None
+        #: Whether kernel_info offers the debugger; the Debugger itself is made with the shell (services.debugger).
+        self.debugger_enabled = debugger
+        self.debugger: Any = None
+        self._cell_threads = itertools.count(1)  # names the debugger panel shows for cells on their own threads
         self._flush_requested: Any = None
         self._main_thread_id = threading.get_ident()
         self._sigint_installed = False
@@ -145,13 +151,20 @@ class Kernel:
             except RunModeError as exc:
                 hub.spawn(partial(self.handle, incoming, None, RequestError("InvalidRunMode", str(exc))))
                 return
-            if mode is RunMode.TASK:
+            # While a debugger is attached, main-shell cells get threads of their own: a breakpoint then suspends
+            # that cell only, never the main loop (see services/debugger).
+            own_thread = hub is self.main_hub and self.use_threads and self.debugger is not None and \
+                self.debugger.attached
+            if mode is RunMode.TASK and not own_thread:
                 hub.spawn(partial(self.handle, incoming, None, None, mode), name=f"task {incoming.msg_type}")
-            elif mode is RunMode.THREAD:
-                self._start_thread(incoming, hub)
+            elif mode is RunMode.THREAD or mode is RunMode.TASK:
+                self._start_thread(incoming, hub, mode)
             else:
                 lane = hub.lane((incoming.channel, msg_type, subshell_id))
-                lane.submit(partial(self.handle, incoming, lane, None, mode))
+                if own_thread:
+                    lane.submit(partial(self._run_on_thread, incoming, lane, mode))
+                else:
+                    lane.submit(partial(self.handle, incoming, lane, None, mode))
         elif msg_type in COMM_MSG_TYPES:
             lane = hub.lane((incoming.channel, "comm"))
             lane.submit(partial(self.handle, incoming, lane))
@@ -159,7 +172,7 @@ class Kernel:
             lane = hub.lane((incoming.channel, msg_type))
             lane.submit(partial(self.handle, incoming, lane))
 
-    def _start_thread(self, incoming: Incoming, hub: Hub) -> None:
+    def _start_thread(self, incoming: Incoming, hub: Hub, mode: RunMode = RunMode.THREAD) -> None:
         if not self.use_threads:
             error = RequestError(
                 "RunModeUnavailable", "run mode 'thread' needs threads, which this platform (Pyodide) does not have"
@@ -168,10 +181,24 @@ class Kernel:
             return
 
         def thread_main() -> None:
-            anyio.run(partial(self.handle, incoming, None, None, RunMode.THREAD), backend=self.backend)
+            anyio.run(partial(self.handle, incoming, None, None, mode), backend=self.backend)
 
         msg_id = str(header_of(incoming.msg).get("msg_id", ""))[:8]
-        threading.Thread(target=thread_main, name=f"cell-{msg_id}", daemon=True).start()
+        name = f"cell-{msg_id}" if mode is RunMode.THREAD else f"cell-{next(self._cell_threads)} ({mode})"
+        threading.Thread(target=thread_main, name=name, daemon=True).start()
+
+    async def _run_on_thread(self, incoming: Incoming, lane: Lane, mode: RunMode) -> None:
+        """A queue cell on a thread of its own (debugger attached); the lane waits for it, so order is kept."""
+        done = aiologic.Event()
+
+        def thread_main() -> None:
+            try:
+                anyio.run(partial(self.handle, incoming, lane, None, mode), backend=self.backend)
+            finally:
+                done.set()
+
+        threading.Thread(target=thread_main, name=f"cell-{next(self._cell_threads)} ({mode})", daemon=True).start()
+        await done
 
     # ---------------------------------------------------------------- handling
 
@@ -322,6 +349,14 @@ class Kernel:
         self.background = BackgroundTasks(self)
         self.gui = GuiLoop(self)
         register_magics(self.shell, self)
+        if self.debugger_enabled:
+            from .services import debugger
+
+            self.debugger = debugger.create(self)
+            if self.debugger is not None:
+                self.debugger.install(self.shell)
+            else:
+                self.debugger_enabled = False
         self._install_io()
 
     async def create_subshell(self) -> str:
@@ -419,7 +454,12 @@ class Kernel:
                 execution.interrupted = True
                 raise_here = True
             else:
-                execution.interrupt()
+                try:
+                    execution.interrupt()
+                except RuntimeError:  # its loop closed as it ended; raising here would end the main loop (SIGINT)
+                    log.debug("interrupt: a cell's loop had already closed")
+                if self.debugger is not None and not execution.is_main_thread:
+                    self.debugger.interrupt_thread(execution.thread_id)  # resume it if stopped at a breakpoint
         return raise_here
 
     def request_interrupt(self) -> None:

@@ -9,7 +9,14 @@ import sys
 from typing import Any
 
 from . import __version__
-from ._protocol import IMPLEMENTATION, LANGUAGE_INFO_NAME, PROTOCOL_VERSION, SUPPORTED_FEATURES, ReplyStatus
+from ._protocol import (
+    FEATURE_DEBUGGER,
+    IMPLEMENTATION,
+    LANGUAGE_INFO_NAME,
+    PROTOCOL_VERSION,
+    SUPPORTED_FEATURES,
+    ReplyStatus,
+)
 
 
 @functools.cache
@@ -22,7 +29,18 @@ def _banner() -> str:
     )
 
 
-def kernel_info() -> dict[str, Any]:
+def debugger_available() -> bool:
+    """CPython with debugpy installed (found, not imported: importing it costs start-up time)."""
+    if sys.platform == "emscripten":
+        return False
+    from importlib.util import find_spec
+
+    return find_spec("debugpy") is not None
+
+
+def kernel_info(debugger: bool = False) -> dict[str, Any]:
+    """`debugger`: the kernel answers debug_request (JupyterLab then offers its debugger panel)."""
+    features = [*SUPPORTED_FEATURES, FEATURE_DEBUGGER] if debugger else list(SUPPORTED_FEATURES)
     return {
         "status": ReplyStatus.OK,
         "protocol_version": PROTOCOL_VERSION,
@@ -42,6 +60,6 @@ def kernel_info() -> dict[str, Any]:
             {"text": "Python Reference", "url": "https://docs.python.org/3/"},
             {"text": "IPython Reference", "url": "https://ipython.readthedocs.io/en/stable/"},
         ],
-        "supported_features": list(SUPPORTED_FEATURES),
-        "debugger": False,
+        "supported_features": features,
+        "debugger": debugger,
     }

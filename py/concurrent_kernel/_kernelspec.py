@@ -8,22 +8,32 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ._protocol import ENCRYPTION_CURVE, KERNEL_DISPLAY_NAME, KERNEL_SPEC_NAME, KERNELSPEC_SUPPORTED_ENCRYPTION
+from ._protocol import (
+    ENCRYPTION_CURVE,
+    KERNEL_DISPLAY_NAME,
+    KERNEL_SPEC_NAME,
+    KERNELSPEC_DEBUGGER,
+    KERNELSPEC_SUPPORTED_ENCRYPTION,
+)
 
 BACKENDS = ("asyncio", "trio")
 
 
-def kernelspec_dict(display_name: str = KERNEL_DISPLAY_NAME, backend: str = "asyncio") -> dict[str, object]:
+def kernelspec_dict(
+    display_name: str = KERNEL_DISPLAY_NAME, backend: str = "asyncio", debugger: bool = True
+) -> dict[str, object]:
     argv = [sys.executable, "-m", "concurrent_kernel", "-f", "{connection_file}"]
     if backend != "asyncio":
         argv += ["--backend", backend]
+    if not debugger:
+        argv.append("--no-debugger")
     return {
         "argv": argv,
         "display_name": display_name,
         "language": "python",
         "interrupt_mode": "message",
         "metadata": {
-            "debugger": False,
+            KERNELSPEC_DEBUGGER: debugger,
             **({KERNELSPEC_SUPPORTED_ENCRYPTION: [ENCRYPTION_CURVE]} if _has_curve() else {}),
             "concurrent_kernel": {"backend": backend},
         },
@@ -47,6 +57,7 @@ def install(
     backend: str = "asyncio",
     user: bool = False,
     prefix: str | None = None,
+    debugger: bool = True,
 ) -> str:
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -55,7 +66,7 @@ def install(
     with tempfile.TemporaryDirectory() as tmp:
         spec_dir = Path(tmp) / name
         spec_dir.mkdir()
-        (spec_dir / "kernel.json").write_text(json.dumps(kernelspec_dict(display_name, backend), indent=1))
+        (spec_dir / "kernel.json").write_text(json.dumps(kernelspec_dict(display_name, backend, debugger), indent=1))
         _copy_logos(spec_dir)
         return KernelSpecManager().install_kernel_spec(str(spec_dir), name, user=user, prefix=prefix)
 

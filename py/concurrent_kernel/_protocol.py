@@ -61,6 +61,7 @@ class MsgType(StrEnum):
     ERROR = "error"
     CLEAR_OUTPUT = "clear_output"
     IOPUB_WELCOME = "iopub_welcome"
+    DEBUG_EVENT = "debug_event"
 
 
 class ExecutionState(StrEnum):
@@ -95,12 +96,45 @@ LANGUAGE_INFO_NAME = "python"
 KERNEL_SPEC_NAME = "concurrent"
 KERNEL_DISPLAY_NAME = "Python 3 (concurrent)"
 SUPPORTED_FEATURES = ("kernel subshells",)
+#: Added to supported_features (and kernel_info's `debugger: true`) when the debugger is enabled.
+FEATURE_DEBUGGER = "debugger"
+#: Kernelspec metadata key front ends read to offer the debugger.
+KERNELSPEC_DEBUGGER = "debugger"
 #: Transport encryption (CurveZMQ), as jupyter_client >= 8.9 provisions it: the kernelspec declares
 #: `metadata.supported_encryption: ["curve"]`, the connection file then carries the kernel's Z85 keypair.
 KERNELSPEC_SUPPORTED_ENCRYPTION = "supported_encryption"
 ENCRYPTION_CURVE = "curve"
 CONNECTION_CURVE_PUBLICKEY = "curve_publickey"
 CONNECTION_CURVE_SECRETKEY = "curve_secretkey"
+
+
+class DapCommand(StrEnum):
+    """Debug Adapter Protocol commands the kernel answers itself or rewrites (the rest go to the backend)."""
+
+    INITIALIZE = "initialize"
+    ATTACH = "attach"
+    CONFIGURATION_DONE = "configurationDone"
+    DISCONNECT = "disconnect"
+    DEBUG_INFO = "debugInfo"
+    DUMP_CELL = "dumpCell"
+    SET_BREAKPOINTS = "setBreakpoints"
+    SOURCE = "source"
+    VARIABLES = "variables"
+    INSPECT_VARIABLES = "inspectVariables"
+    RICH_INSPECT_VARIABLES = "richInspectVariables"
+    COPY_TO_GLOBALS = "copyToGlobals"
+    MODULES = "modules"
+    EVALUATE = "evaluate"
+    SET_EXPRESSION = "setExpression"
+    CONTINUE = "continue"
+    THREADS = "threads"
+
+
+class DapEvent(StrEnum):
+    INITIALIZED = "initialized"
+    STOPPED = "stopped"
+    CONTINUED = "continued"
+    THREAD = "thread"
 
 
 def reply_type(request_type: str) -> str:
