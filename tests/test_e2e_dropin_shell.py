@@ -3,6 +3,7 @@ the status contract, errors, the debugger in the cell, the compatibility surface
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +211,70 @@ def test_pdb_magic_opens_the_debugger_on_an_error(kernel: Kernel) -> None:
         assert reply["status"] == "error" and reply["ename"] == "ZeroDivisionError"
     finally:
         execute(kc, "%pdb off")
+
+
+# ------------------------------------------------------------------ errors
+
+BAD_REPR = "class BadRepr:\n    def __repr__(self):\n        raise ValueError('bad repr')\n"
+BAD_HTML = "class BadHtml:\n    def _repr_html_(self):\n        raise ValueError('bad html')\n"
+
+
+@pytest.mark.parametrize(
+    "code, evalue",
+    [(BAD_REPR + "BadRepr()", "bad repr"), (BAD_HTML + "BadHtml()", "bad html"),
+     (BAD_REPR + "display(BadRepr())", "bad repr")],
+    ids=["result-repr", "result-html", "display"],
+)
+def test_display_formatter_error_fails_the_cell(kernel: Kernel, code: str, evalue: str) -> None:
+    """The traceback is shown and the reply is `error` (ipykernel 7.4 for results), so stop_on_error aborts
+    what is queued behind it."""
+    _, kc, _ = kernel
+    failing = kc.execute(code)
+    queued = kc.execute("print('queued')")
+    reply = wait_reply(kc, failing)["content"]
+    assert reply["status"] == "error" and reply["ename"] == "ValueError" and reply["evalue"] == evalue, reply
+    assert any(evalue in line for line in reply["traceback"])
+    assert wait_reply(kc, queued)["content"]["status"] == "aborted"
+
+
+def test_traceback_shown_by_code_that_carries_on_is_ok(kernel: Kernel) -> None:
+    _, kc, _ = kernel
+    reply, msgs = execute(kc, "try:\n    1/0\nexcept ZeroDivisionError:\n    get_ipython().showtraceback()\n'on'")
+    assert reply["content"]["status"] == "ok"
+    assert of_type(msgs, "error") and of_type(msgs, "execute_result")
+
+
+@pytest.mark.parametrize(
+    "code", ["import time\ntime.sleep(100)", "import anyio\nasync def wait():\n    await anyio.sleep(100)\nawait wait()"],
+    ids=["sleep", "await"],
+)
+def test_interrupt_traceback_is_ipythons(kernel: Kernel, code: str) -> None:
+    """The same IPython traceback as any other error (ipykernel's), with the cell's frames and none of the
+    kernel's, anyio's or the event loop's."""
+    _, kc, _ = kernel
+    cell = kc.execute(code)
+    time.sleep(0.5)
+    send(kc, "interrupt_request", {}, channel="control")
+    reply = wait_reply(kc, cell)["content"]
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(reply["traceback"]))
+    assert "KeyboardInterrupt                         Traceback (most recent call last)" in text, text
+    assert "Cell In[" in text and "----> " in text, text
+    assert "File " not in text, f"frames other than the cell's: {text}"  # IPython's header for a module's frame
+    [error] = [m for m in _iopub_for(kc, 0.5) if m["msg_type"] == "error" and m["parent_header"]["msg_id"] == cell]
+    assert error["content"]["traceback"] == reply["traceback"]
+
+
+def test_asyncio_run_in_a_cell_says_how_to_do_it_here(kernel: Kernel) -> None:
+    _, kc, backend = kernel
+    code = "import asyncio\nasync def main():\n    return 5\nasyncio.run(main())"
+    reply, msgs = execute(kc, code)
+    if backend == "trio":  # no asyncio loop runs under trio: asyncio.run starts one, as in a script
+        assert reply["content"]["status"] == "ok"
+        return
+    content = reply["content"]
+    assert content["status"] == "error" and content["ename"] == "RuntimeError"
+    text = "\n".join(content["traceback"])
+    assert "await main()" in text and "# thread" in text
+    reply, _ = execute(kc, "import asyncio\nasyncio.get_event_loop().run_until_complete(asyncio.sleep(0))")
+    assert "await main()" in "\n".join(reply["content"]["traceback"])

@@ -28,6 +28,8 @@ class Execution:
     interrupted: bool = False
     #: Code this cell ran elsewhere (%thread, %trio, %asyncio) failed: the cell fails too.
     failed_elsewhere: bool = False
+    #: A display formatter raised while formatting this cell's result or a display() (its traceback was shown).
+    display_failed: bool = False
     result: Any = None
 
     @property

@@ -146,10 +146,14 @@ class Handlers:
                 with anyio.CancelScope() as scope:
                     execution.cancel_scope = scope
                     result = await Stepper(self._run_cell(code, silent, store_history, incoming.msg), execution)
-            except KeyboardInterrupt:  # landed outside the user's code, in IPython's bookkeeping
-                shell.showtraceback((KeyboardInterrupt, KeyboardInterrupt(), None))
-            # The result decides success, not whether a traceback was shown: code may show one and carry on.
-            failed = result is None or not result.success or execution.failed_elsewhere
+            except KeyboardInterrupt as exc:  # landed outside the user's code, in IPython's bookkeeping
+                shell.showtraceback((KeyboardInterrupt, exc, exc.__traceback__))
+            # The result decides success, not whether a traceback was shown: code may show one and carry on. But a
+            # display formatter that raised (a result's or display()'s __repr__, _repr_html_...) fails the cell, so
+            # stop_on_error and nbclient see it.
+            failed = (
+                result is None or not result.success or execution.failed_elsewhere or execution.display_failed
+            )
             user_expressions = {}
             if not failed and content.get("user_expressions"):
                 user_expressions = shell.user_expressions(content["user_expressions"])

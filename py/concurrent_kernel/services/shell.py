@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.displayhook import DisplayHook
@@ -111,6 +114,22 @@ class KernelShell(InteractiveShell):
         self.payload_manager = ContextPayloadManager(parent=self)
         self.configurables.append(self.payload_manager)
 
+    def init_display_formatter(self) -> None:
+        """Note while a display formatter runs, so a traceback it shows fails the cell (services/shell.py
+        _showtraceback) as with ipykernel, where code that shows a traceback and carries on does not."""
+        super().init_display_formatter()
+        formatter = self.display_formatter
+        format_data = formatter.format
+
+        def format(obj: Any, include: Any = None, exclude: Any = None) -> Any:
+            token = _formatting.set(True)
+            try:
+                return format_data(obj, include=include, exclude=exclude)
+            finally:
+                _formatting.reset(token)
+
+        formatter.format = format
+
     def init_hooks(self) -> None:
         super().init_hooks()
         self.set_hook("show_in_pager", _page_as_payload, 99)
@@ -128,13 +147,6 @@ class KernelShell(InteractiveShell):
     def set_parent(self, parent: dict[str, Any] | None) -> None:
         current_parent.set(parent)
 
-    def set_thread_parent(self, parent: dict[str, Any] | None) -> Any:
-        """ipykernel 7.4's name for `concurrent_kernel.set_parent`: returns the token for reset_thread_parent."""
-        return current_parent.set(parent)
-
-    def reset_thread_parent(self, token: Any) -> None:
-        current_parent.reset(token)
-
     def set_next_input(self, text: str, replace: bool = False) -> None:
         self.payload_manager.write_payload({"source": "set_next_input", "text": text, "replace": replace})
 
@@ -144,19 +156,24 @@ class KernelShell(InteractiveShell):
     keepkernel_on_exit = False
 
     def showtraceback(self, exc_tuple: Any = None, *args: Any, **kwargs: Any) -> None:
-        """An interrupted cell gets a short KeyboardInterrupt traceback of its own frames only.
+        """An interrupted cell shows IPython's usual KeyboardInterrupt traceback (as ipykernel), also when the
+        interrupt cancelled an await; the kernel's, anyio's and the event loop's frames are left out.
 
-        Formatting the full stack of a cancelled await (anyio and event loop frames) took ~40 ms here.
+        Why leave them out: they say nothing about the user's code, and formatting them cost ~40 ms per interrupt
+        of an awaiting cell here.
         """
         execution = current_execution.get()
-        etype, _, tb = exc_tuple if exc_tuple is not None else sys.exc_info()
+        etype, evalue, tb = exc_tuple if exc_tuple is not None else sys.exc_info()
         if (
             execution is not None
             and etype is not None
             and (issubclass(etype, KeyboardInterrupt) or (execution.interrupted and _is_cancellation(etype)))
         ):
-            self._showtraceback(KeyboardInterrupt, KeyboardInterrupt(), _interrupt_traceback(tb))
+            value = evalue if isinstance(evalue, KeyboardInterrupt) else KeyboardInterrupt()
+            super().showtraceback((KeyboardInterrupt, value, _without_kernel_frames(tb)), tb_offset=0)
             return
+        if isinstance(evalue, RuntimeError) and str(evalue) in _LOOP_ALREADY_RUNNING:
+            _add_note_once(evalue, _AWAIT_HINT)
         super().showtraceback(exc_tuple, *args, **kwargs)
 
     def _format_exception_for_storage(self, exception: BaseException, *args: Any, **kwargs: Any) -> Any:
@@ -172,6 +189,8 @@ class KernelShell(InteractiveShell):
         execution = current_execution.get()
         if execution is not None:
             execution.error = content
+            if _formatting.get():
+                execution.display_failed = True
         sys.stdout.flush()
         sys.stderr.flush()
         self.kernel.publish(MsgType.ERROR, content)
@@ -188,19 +207,89 @@ class KernelShell(InteractiveShell):
             InteractiveShell.clear_instance()
         shell = cls.instance(config=config, kernel=kernel)
         debugging.install(kernel)
+        if kernel is not None and kernel.use_threads:
+            threading.Thread(target=_warm_up_when_a_cell_runs_long, args=(kernel,), name="traceback warm-up",
+                             daemon=True).start()
         return shell
 
 
-def _interrupt_traceback(tb: Any) -> list[str]:
-    """Where the cell was when it was interrupted: its own frames, plainly formatted."""
-    import traceback
+#: True while a display formatter runs (KernelShell.init_display_formatter).
+_formatting: ContextVar[bool] = ContextVar("concurrent_kernel_formatting", default=False)
 
-    frames = [f for f in traceback.extract_tb(tb) if f.filename.startswith("<ipython-input-")] if tb else []
-    lines = ["\x1b[31mKeyboardInterrupt\x1b[39m: interrupted\n"]
-    if frames:
-        where = "".join(traceback.format_list(frames))
-        lines.insert(0, "Traceback (most recent call last):\n" + where)
-    return lines
+#: asyncio's errors for asyncio.run() / loop.run_until_complete() called inside a running event loop (a cell's).
+_LOOP_ALREADY_RUNNING = frozenset({
+    "asyncio.run() cannot be called from a running event loop",
+    "This event loop is already running",
+    "Cannot run the event loop while another loop is running",
+})
+_AWAIT_HINT = (
+    "A cell already runs inside the kernel's event loop: write `await main()` (top-level await works in a cell) "
+    "instead of `asyncio.run(main())` or `loop.run_until_complete(main())`. To keep the kernel free while it runs, "
+    "put `# thread` on the cell's first line: the cell then runs on a thread with an event loop of its own "
+    "(still with `await`)."
+)
+
+
+def _add_note_once(exc: BaseException, note: str) -> None:
+    if note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)
+
+
+def _warm_up_when_a_cell_runs_long(kernel: Kernel, tick: float = 0.2) -> None:
+    """Warm the traceback formatter up once a cell has run for a while (it is seen on two ticks in a row), so an
+    interrupt of it is not delayed by the first-traceback cost. Not at start-up: the formatter's modules cost
+    ~4 MB of memory that a kernel whose cells never run long or fail never needs. Costs nothing per cell."""
+    seen: set[int] = set()
+    while not kernel.closed:
+        time.sleep(tick)
+        now = {id(execution) for execution in list(kernel.executions)}
+        if now & seen:
+            _warm_up_tracebacks()
+            return
+        seen = now
+
+
+def _warm_up_tracebacks() -> None:
+    """Format one throwaway traceback off the main thread, with a formatter of its own: the first traceback of a
+    process imports stack_data and compiles pygments' Python lexer (measured 100-200 ms)."""
+    try:
+        from IPython.core.ultratb import VerboseTB
+
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            VerboseTB().structured_traceback(KeyboardInterrupt, exc, exc.__traceback__)
+    except Exception:  # only a warm-up: the real formatting reports its own errors
+        pass
+
+
+def _kernel_dirs() -> tuple[str, ...]:
+    """Where the frames an interrupt traceback leaves out live: this kernel, IPython, anyio and the loops."""
+    import asyncio
+    import os
+
+    import anyio
+    import IPython
+
+    modules = [sys.modules[__name__.split(".")[0]], IPython, anyio, asyncio]
+    modules += [sys.modules[name] for name in ("trio", "aiologic", "outcome", "sniffio") if name in sys.modules]
+    return tuple(os.path.dirname(m.__file__ or "") + os.sep for m in modules)
+
+
+def _without_kernel_frames(tb: Any) -> Any:
+    """A copy of the traceback `tb` with only the user's frames (cells and the modules they called)."""
+    from types import TracebackType
+
+    dirs = _kernel_dirs()
+    kept = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(dirs):
+            kept.append(tb)
+        tb = tb.tb_next
+    rebuilt = None
+    for entry in reversed(kept):
+        rebuilt = TracebackType(rebuilt, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return rebuilt
 
 
 def _is_cancellation(etype: type[BaseException]) -> bool:
