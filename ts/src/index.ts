@@ -28,11 +28,14 @@ interface ISettings {
   pyodideDistUrl?: string;
   /** Package indexes tried last, when online (default: PyPI). */
   indexUrls?: string[];
-  /** Never use indexUrls (default: the stock kernel's setting, else false). */
+  /** Never use indexUrls (default false). */
   disablePyPIFallback?: boolean;
 }
 
-/** The stock Pyodide kernel's settings: its piplite addon writes the site's wheel indexes there. */
+/**
+ * The stock Pyodide kernel's settings: the piplite build addon (`piplite_urls`, the site's pypi/ folder) writes the
+ * site's wheel indexes there, and they are the same wheels for this kernel. Its other settings stay its own.
+ */
 const STOCK_PLUGIN_ID = '@jupyterlite/pyodide-kernel-extension:kernel';
 
 const LOGO =
@@ -60,7 +63,7 @@ function packageSettings(conf: ISettings, baseUrl: string): IPackageSettings {
     pipliteUrls: (conf.pipliteUrls ?? stock.pipliteUrls ?? []).map(abs),
     distributionUrl: conf.pyodideDistUrl ? abs(conf.pyodideDistUrl) : undefined,
     indexUrls: conf.indexUrls?.map(abs),
-    disablePyPIFallback: !!(conf.disablePyPIFallback ?? stock.disablePyPIFallback ?? false)
+    disablePyPIFallback: !!conf.disablePyPIFallback
   };
 }
 

@@ -29,6 +29,13 @@ HOW_TO_SHIP = (
 
 #: PyPI's Simple API, written with micropip's placeholder: the same index, but not micropip's default list, so its
 #: resolver asks the index (the site's wheels, via _query) before the Pyodide lock.
+#: Where a site author puts Pyodide's own packages (compiled ones such as numpy) so that they load with no network.
+HOW_TO_SHIP_DIST = (
+    "To use it offline, serve a copy of the Pyodide distribution (or just the packages you need, with their "
+    'pyodide-lock.json entries) with the site and set `"pyodideDistUrl"` under '
+    '`litePluginSettings["concurrent-kernel:plugin"]` in jupyter-lite.json to its URL.'
+)
+
 PYPI_SIMPLE = "https://pypi.org/simple/{package_name}/"
 
 _settings: dict[str, Any] = {
@@ -271,9 +278,10 @@ async def _piplite_index(url: str) -> dict[str, Any]:
 
 
 def _lock_packages() -> Any:
+    """The loaded Pyodide lock's packages, as a mapping (`in`, `[]`), read live: the worker may repoint entries."""
     import pyodide_js
 
-    return pyodide_js._api.lockfile_packages
+    return pyodide_js._api.lockfile_packages.as_object_map()
 
 
 def _package_for_import(module: str) -> str | None:
@@ -323,31 +331,41 @@ class LoadOnImport(ast.NodeTransformer):
 
 
 async def load_lock_packages(names: list[str], announce: bool = True) -> None:
-    """pyodide.loadPackage, saying in the cell what it loads and from where; a failed download is printed."""
+    """pyodide.loadPackage, saying in the cell what it loads and from where; what cannot be loaded is printed.
+
+    A distribution package is not fetched while the page is offline: the line says so at once.
+    """
     import pyodide_js
     from pyodide.ffi import create_proxy, to_js
 
     lock = _lock_packages()
-    if announce:
-        for name in names:
-            entry = lock[name] if name in lock else None
-            file_name = str(entry.file_name) if entry is not None else ""
-            source = (
-                f"the Pyodide distribution ({file_name.rsplit('/', 1)[0]}/)" if "://" in file_name else "this site"
+    offline = _why_no_index() == "the page is offline"
+    wanted: list[str] = []
+    for name in names:
+        file_name = str(lock[name].file_name) if name in lock else ""
+        remote = "://" in file_name
+        if remote and offline:
+            print(
+                f"{name} is a Pyodide distribution package and the page is offline. {HOW_TO_SHIP_DIST}", file=sys.stderr
             )
-            print(f"Loading {name} from {source}")
+            continue
+        if announce:
+            print(
+                f"Loading {name} from "
+                + (f"the Pyodide distribution ({file_name.rsplit('/', 1)[0]}/)" if remote else "this site")
+            )
+        wanted.append(name)
+    if not wanted:
+        return
     errors: list[str] = []
     on_message = create_proxy(lambda _msg: None)
     on_error = create_proxy(errors.append)
     try:
-        await pyodide_js.loadPackage(to_js(names), messageCallback=on_message, errorCallback=on_error)
+        await pyodide_js.loadPackage(to_js(wanted), messageCallback=on_message, errorCallback=on_error)
     finally:
         on_message.destroy()
         on_error.destroy()
     if errors:
-        print(
-            "\n".join(errors) + f"\n{', '.join(names)} could not be loaded (is the page offline?). {HOW_TO_SHIP}",
-            file=sys.stderr,
-        )
-    elif "micropip" in names:
+        print("\n".join(errors) + f"\n{', '.join(wanted)} could not be loaded. {HOW_TO_SHIP_DIST}", file=sys.stderr)
+    elif "micropip" in wanted:
         _patch_micropip()  # `import micropip` in a cell: its installs use the site's sources too
