@@ -291,25 +291,48 @@ def _package_for_import(module: str) -> str | None:
     return str(name) if name else None
 
 
-def packages_to_load(tree: ast.AST) -> list[str]:
-    """Lock packages providing the cell's imports that cannot be imported yet."""
-    import importlib.util
+#: Line magics that import a package themselves (IPython's `%matplotlib` and `%pylab` import matplotlib).
+_MAGIC_IMPORTS = {"matplotlib": "matplotlib", "pylab": "matplotlib"}
 
-    wanted: list[str] = []
+
+def imported_modules(tree: ast.AST) -> list[str]:
+    """Top-level modules a cell imports: its import statements, and the magics that import (after IPython's
+    transforms, `%matplotlib inline` is a `run_line_magic('matplotlib', ...)` call)."""
+    found: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
             modules = [node.module]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "run_line_magic"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value in _MAGIC_IMPORTS
+        ):
+            modules = [_MAGIC_IMPORTS[node.args[0].value]]
         else:
             continue
         for module in modules:
             top = module.split(".")[0]
-            if top in sys.modules:
-                continue
-            package = _package_for_import(top)
-            if package and package not in wanted and importlib.util.find_spec(top) is None:
-                wanted.append(package)
+            if top not in found:
+                found.append(top)
+    return found
+
+
+def packages_to_load(tree: ast.AST) -> list[str]:
+    """Lock packages providing the cell's imports that cannot be imported yet."""
+    import importlib.util
+
+    wanted: list[str] = []
+    for top in imported_modules(tree):
+        if top in sys.modules:
+            continue
+        package = _package_for_import(top)
+        if package and package not in wanted and importlib.util.find_spec(top) is None:
+            wanted.append(package)
     return wanted
 
 
