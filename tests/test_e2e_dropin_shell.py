@@ -278,3 +278,76 @@ def test_asyncio_run_in_a_cell_says_how_to_do_it_here(kernel: Kernel) -> None:
     assert "await main()" in text and "# thread" in text
     reply, _ = execute(kc, "import asyncio\nasyncio.get_event_loop().run_until_complete(asyncio.sleep(0))")
     assert "await main()" in "\n".join(reply["content"]["traceback"])
+
+
+# ------------------------------------------------------------------ what third-party code reaches for
+
+SEND_DISPLAY = (
+    "kernel = get_ipython().kernel\n"
+    "kernel.session.send(kernel.iopub_socket, 'display_data',\n"
+    "                    {'data': {'text/plain': 'sent by hand'}, 'metadata': {}}, parent=kernel.get_parent())\n"
+)
+
+
+def test_session_send_to_iopub_shows_in_the_cell(kernel: Kernel) -> None:
+    _, kc, _ = kernel
+    reply, msgs = execute(kc, SEND_DISPLAY)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    [shown] = of_type(msgs, "display_data")
+    assert shown["content"]["data"] == {"text/plain": "sent by hand"}
+    assert shown["header"]["session"] == reply["header"]["session"], "stamped with the kernel's session"
+
+
+def test_session_send_from_a_thread_with_a_built_message_and_buffers(kernel: Kernel) -> None:
+    """As ipywidgets-era code does: session.msg with the parent's header, then send from another thread."""
+    _, kc, _ = kernel
+    code = (
+        "import threading\n"
+        "kernel = get_ipython().kernel\n"
+        "header = kernel.get_parent('shell')['header']\n"
+        "def work():\n"
+        "    msg = kernel.session.msg('comm_msg', {'comm_id': 'nobody', 'data': {}}, parent=header)\n"
+        "    kernel.session.send(kernel.iopub_socket, msg, ident=b'comm_msg', buffers=[b'\\xff\\x00'])\n"
+        "t = threading.Thread(target=work); t.start(); t.join()\n"
+        "print('after')\n"
+    )
+    reply, msgs = execute(kc, code)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    [sent] = of_type(msgs, "comm_msg")
+    assert sent["content"]["comm_id"] == "nobody" and [bytes(b) for b in sent["buffers"]] == [b"\xff\x00"]
+    assert msgs.index(sent) < next(i for i, m in enumerate(msgs) if m["msg_type"] == "stream")
+
+
+def test_session_send_refuses_other_streams(kernel: Kernel) -> None:
+    _, kc, _ = kernel
+    reply, _ = execute(kc, "k = get_ipython().kernel\nk.session.send(object(), 'display_data', {})")
+    assert reply["content"]["ename"] == "TypeError" and "iopub_socket" in reply["content"]["evalue"]
+
+
+def test_imports_follow_chdir(kernel: Kernel, tmp_path: Path) -> None:
+    """'' is on sys.path, as with ipykernel."""
+    _, kc, _ = kernel
+    (tmp_path / "ck_chdir_module.py").write_text("VALUE = 'found'\n")
+    code = (
+        "import os, sys\n"
+        "before = os.getcwd()\n"
+        f"os.chdir({str(tmp_path)!r})\n"
+        "try:\n"
+        "    import ck_chdir_module\n"
+        "finally:\n"
+        "    os.chdir(before)\n"
+        "print('' in sys.path, ck_chdir_module.VALUE)\n"
+    )
+    reply, msgs = execute(kc, code)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert "True found" in "".join(m["content"]["text"] for m in of_type(msgs, "stream"))
+
+
+def test_comm_message_buffers_reach_the_client(kernel: Kernel) -> None:
+    """Widgets send arrays and images as binary buffers beside the message (they were dropped on ZMQ)."""
+    _, kc, _ = kernel
+    code = "import comm\nc = comm.create_comm(target_name='ck-test')\nc.send({'x': 1}, buffers=[b'\\x00\\x01', b'z'])"
+    reply, msgs = execute(kc, code)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    [sent] = of_type(msgs, "comm_msg")
+    assert [bytes(b) for b in sent["buffers"]] == [b"\x00\x01", b"z"]

@@ -469,9 +469,31 @@ class Kernel:
         else:
             self.interrupt()
 
-    def get_parent(self) -> Message | None:
-        """The request being handled in this context (as ipykernel's Kernel.get_parent)."""
+    def get_parent(self, channel: str | None = None) -> Message | None:
+        """The request being handled in this context (ipykernel's Kernel.get_parent). `channel` is accepted as
+        ipykernel does; the answer is the same for every channel: each request has its own context here."""
         return current_parent.get()
+
+    # ---------------------------------------------------------------- ipykernel compatibility (services/compat.py)
+
+    @property
+    def session(self) -> Any:
+        """ipykernel's `kernel.session`: `msg(...)` and `send(kernel.iopub_socket, ...)`, through our publisher."""
+        return self._compat()[0]
+
+    @property
+    def iopub_socket(self) -> Any:
+        """What `kernel.session.send` takes to publish on iopub (there is no ZMQ socket to hand out)."""
+        return self._compat()[1]
+
+    def _compat(self) -> tuple[Any, Any]:
+        compat = self.__dict__.get("_compat_objects")
+        if compat is None:
+            from .services.compat import IOPubSocket, KernelSession
+
+            iopub = IOPubSocket()
+            compat = self.__dict__.setdefault("_compat_objects", (KernelSession(self, iopub), iopub))
+        return compat
 
     def running_in_main_thread(self) -> bool:
         return threading.get_ident() == self._main_thread_id

@@ -206,6 +206,8 @@ class KernelShell(InteractiveShell):
         if InteractiveShell.initialized():
             InteractiveShell.clear_instance()
         shell = cls.instance(config=config, kernel=kernel)
+        if "" not in sys.path:  # as ipykernel: imports follow the cwd, also after os.chdir
+            sys.path.insert(0, "")
         debugging.install(kernel)
         if kernel is not None and kernel.use_threads:
             threading.Thread(target=_warm_up_when_a_cell_runs_long, args=(kernel,), name="traceback warm-up",

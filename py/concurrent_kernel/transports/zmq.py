@@ -192,7 +192,11 @@ class ZMQTransport:
             ident = [f"kernel.{msg['header']['msg_type']}".encode()]
         else:
             ident = reply_to or []
-        self._outbox.append((channel, self.session.serialize(msg, ident=ident)))
+        frames = self.session.serialize(msg, ident=ident)
+        buffers = msg.get("buffers")
+        if buffers:  # binary buffers (widgets' arrays and images) go after the signed parts, as Session.send does
+            frames.extend(buffers)
+        self._outbox.append((channel, frames))
         if not self._wake_pending and not self._closing:
             self._wake_pending = True
             os.write(self._wake_write, b"\0")
