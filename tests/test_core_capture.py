@@ -155,8 +155,12 @@ async def test_stream_compatibility_surface(client):
         "sys.stdout.buffer.write('bytes é'.encode()[:-1]); sys.stdout.buffer.write('é\\n'.encode()[-2:])\n"
         "sys.stdout.reconfigure(encoding='utf-8')\n"
         "try:\n    sys.stdout.fileno()\nexcept io.UnsupportedOperation:\n    print('no fd in-process')\n"
+        "token = sys.stdout.set_thread_parent({'header': {'msg_id': 'elsewhere'}})\n"
+        "moved = sys.stdout.parent_header['header']['msg_id']\n"
+        "sys.stdout.reset_thread_parent(token)\n"
+        "print(moved, sys.stdout.parent_header['header']['msg_type'])\n"
     )
     reply, outputs = await client.execute(code)
     assert reply["content"]["status"] == "ok", reply
     text = "".join(m["content"]["text"] for m in of_type(outputs, "stream"))
-    assert text == "utf-8 strict False True\nbytes é\nno fd in-process\n"
+    assert text == "utf-8 strict False True\nbytes é\nno fd in-process\nelsewhere execute_request\n"

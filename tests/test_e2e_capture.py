@@ -5,6 +5,7 @@ terminal."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -256,6 +257,33 @@ def test_kernel_log_stays_on_the_terminal(kernel: Running) -> None:
     while marker not in kernel.terminal.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker in kernel.terminal.read_text()
+
+
+def test_fatal_error_traceback_reaches_the_terminal(kernels_dir: Path, tmp_path: Path) -> None:
+    """With faulthandler on (PYTHONFAULTHANDLER), a crash's traceback goes to the terminal, not into the pipes
+    that die with the process."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    terminal = tmp_path / "terminal.log"
+    ksm = KernelSpecManager(kernel_dirs=[str(kernels_dir)], ensure_native_kernel=False)
+    km = KernelManager(kernel_name=spec_name("asyncio"), kernel_spec_manager=ksm)
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    with terminal.open("w") as sink:
+        km.start_kernel(stdout=sink, stderr=sink, env={**env, "PYTHONFAULTHANDLER": "1"})
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        kc.execute("import ctypes\nctypes.string_at(0)")
+        deadline = time.monotonic() + 30
+        while km.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not km.is_alive()
+        log = terminal.read_text()
+        assert "Fatal Python error" in log and "string_at" in log, log[-2000:]
+    finally:
+        kc.stop_channels()
+        km.cleanup_resources()
 
 
 def test_capture_can_be_turned_off(kernels_dir: Path, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import codecs
 import concurrent.futures
 import contextlib
+import faulthandler
 import io
 import logging
 import os
@@ -210,6 +211,11 @@ class FdCapture:
         self._poll.register(self._wake_r, select.POLLIN)
         self._streams.fds_captured = True
         self._streams.drain = self.drain
+        # A fatal error's traceback (PYTHONFAULTHANDLER, -X faulthandler) must reach the terminal: the reader dies
+        # with the process, so what goes into the pipes then is lost.
+        if faulthandler.is_enabled():
+            with contextlib.suppress(Exception):
+                faulthandler.enable(file=self.terminal[2], all_threads=True)
         self._thread = threading.Thread(target=self._read_forever, name="FdCapture", daemon=True)
         self._thread.start()
 
@@ -273,6 +279,9 @@ class FdCapture:
         self._streams.flush()
         for fd, saved in self._saved.items():
             os.dup2(saved, fd)
+        if faulthandler.is_enabled():
+            with contextlib.suppress(Exception):
+                faulthandler.enable(file=sys.__stderr__, all_threads=True)
         self._stopping = True
         os.write(self._wake_w, b"x")
         self._thread.join(timeout=2)

@@ -172,6 +172,17 @@ class OutStream(io.TextIOBase):
             return 1 if self._name == "stdout" else 2
         raise io.UnsupportedOperation(f"{self.name} has no file descriptor: the kernel does not capture fd output")
 
+    # ipykernel 7.4's OutStream names for the parent of what this thread (or task) writes.
+    @property
+    def parent_header(self) -> dict[str, Any]:
+        return current_parent.get() or {}
+
+    def set_thread_parent(self, parent: dict[str, Any] | None) -> Any:
+        return current_parent.set(parent)
+
+    def reset_thread_parent(self, token: Any) -> None:
+        current_parent.reset(token)
+
     def reconfigure(self, **options: Any) -> None:
         """Accepts TextIOWrapper's options; text reaches the front end as str whatever they say."""
         unknown = set(options) - {"encoding", "errors", "newline", "line_buffering", "write_through"}
