@@ -143,21 +143,24 @@ def test_jupyter_client_encrypted_kernel(kernels_dir: Path, backend: str, mode: 
         # heartbeat
         assert kc.hb_channel.is_beating()
 
-        # A client with the right HMAC key and ports but no Curve keys: its handshake never completes.
+        # A client with the right HMAC key and ports but no Curve keys: its handshake never completes, so it can
+        # neither send requests nor read iopub (the eavesdropping CurveZMQ is there to stop).
         plain = BlockingKernelClient()
         plain.load_connection_info({k: v for k, v in info.items() if not k.startswith("curve_")})
         assert plain.curve_publickey is None
         plain.start_channels(hb=False)
         try:
             plain.kernel_info()
+            reply, msgs = execute(kc, "print('still here')")  # the encrypted client is unaffected
+            assert stdout_of(msgs) == "still here\n"
             with pytest.raises(Empty):
                 plain.get_shell_msg(timeout=3)
+            with pytest.raises(Empty):
+                plain.get_iopub_msg(timeout=0.5)
         finally:
             plain.stop_channels()
 
-        # The encrypted client is unaffected, and shutdown goes through the encrypted control channel.
-        reply, msgs = execute(kc, "print('still here')")
-        assert stdout_of(msgs) == "still here\n"
+        # Shutdown goes through the encrypted control channel.
         km.shutdown_kernel(now=False)
         assert not km.is_alive()
 
