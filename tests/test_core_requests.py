@@ -91,10 +91,11 @@ async def test_subshells(client):
 
 async def test_unknown_subshell_is_an_error_and_code_does_not_run(client):
     reply, outputs = await client.execute("print('ran')", header={"subshell_id": "nope"})
-    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "SubshellNotFound"
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "UnknownSubshellError"
+    assert reply["content"]["evalue"] == "Unknown subshell_id 'nope'"  # ipykernel's words
     assert stdout_of(outputs) == ""
     reply, _ = await client.request("control", "delete_subshell_request", {"subshell_id": "nope"})
-    assert reply["content"]["ename"] == "SubshellNotFound"
+    assert reply["content"]["ename"] == "UnknownSubshellError"
 
 
 @pytest.mark.parametrize(
@@ -162,12 +163,12 @@ async def test_subshell_runs_while_main_shell_is_blocked(client):
     assert result["content"]["data"]["text/plain"] == f"'subshell-{subshell_id[:8]}'"
     await client.request("control", "delete_subshell_request", {"subshell_id": subshell_id})
     reply, outputs = await client.execute("'gone'", header={"subshell_id": subshell_id})
-    assert reply["content"]["ename"] == "SubshellNotFound"
+    assert reply["content"]["ename"] == "UnknownSubshellError"
 
 
 async def test_non_string_subshell_id_is_an_error(client):
     reply, _ = await client.execute("'x'", header={"subshell_id": ["not", "a", "string"]})
-    assert reply["content"]["ename"] == "SubshellNotFound"
+    assert reply["content"]["ename"] == "UnknownSubshellError"
 
 
 async def test_history_reports_real_session_numbers(client):

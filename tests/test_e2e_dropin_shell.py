@@ -351,3 +351,16 @@ def test_comm_message_buffers_reach_the_client(kernel: Kernel) -> None:
     assert reply["content"]["status"] == "ok", reply["content"]
     [sent] = of_type(msgs, "comm_msg")
     assert [bytes(b) for b in sent["buffers"]] == [b"\x00\x01", b"z"]
+
+
+def test_execute_reply_metadata_says_when_it_started(kernel: Kernel) -> None:
+    """ipykernel puts `started` in execute_reply's metadata; JupyterLab records it (shell.execute_reply.started)."""
+    from datetime import datetime
+
+    _, kc, _ = kernel
+    reply, _ = execute(kc, "import time; time.sleep(0.2)")
+    started = datetime.fromisoformat(reply["metadata"]["started"])
+    ended = reply["header"]["date"]
+    ended = ended if isinstance(ended, datetime) else datetime.fromisoformat(ended)
+    assert 0.15 <= (ended - started).total_seconds() < 10
+    assert reply["metadata"]["status"] == "ok"

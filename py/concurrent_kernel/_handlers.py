@@ -331,7 +331,7 @@ class Handlers:
     async def delete_subshell_request(self, incoming: Incoming) -> dict[str, Any]:
         subshell_id = incoming.msg["content"]["subshell_id"]
         if not self.kernel.delete_subshell(subshell_id):
-            raise RequestError("SubshellNotFound", f"no subshell with id {subshell_id!r}")
+            raise RequestError("UnknownSubshellError", f"Unknown subshell_id {subshell_id!r}")
         return {"status": ReplyStatus.OK}
 
     async def list_subshell_request(self, incoming: Incoming) -> dict[str, Any]:

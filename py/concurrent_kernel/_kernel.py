@@ -15,6 +15,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -143,7 +144,7 @@ class Kernel:
         if msg_type == MsgType.EXECUTE_REQUEST:
             subshell_id = header_of(incoming.msg).get(HEADER_SUBSHELL_ID)
             if subshell_id is not None and (not isinstance(subshell_id, str) or subshell_id not in self.subshells):
-                error = RequestError("SubshellNotFound", f"no subshell with id {subshell_id!r}")
+                error = RequestError("UnknownSubshellError", f"Unknown subshell_id {subshell_id!r}")
                 hub.spawn(partial(self.handle, incoming, None, error))
                 return
             try:
@@ -217,6 +218,8 @@ class Kernel:
         """
         request = incoming.msg
         msg_type = incoming.msg_type
+        # execute_reply's metadata says when the handler started (ipykernel; JupyterLab records it as timing)
+        started = datetime.now(UTC).isoformat() if msg_type == MsgType.EXECUTE_REQUEST else None
         token = current_parent.set(request)
         try:
             self.publish(MsgType.STATUS, {"execution_state": ExecutionState.BUSY})
@@ -227,7 +230,7 @@ class Kernel:
             else:
                 content = await self.handlers.dispatch(incoming, lane, mode)
             if content is not None:
-                self.reply(incoming, reply_type(msg_type), content)
+                self.reply(incoming, reply_type(msg_type), content, started)
         except Exception as exc:  # refused or malformed (RequestError), or a handler bug: still one reply
             if isinstance(exc, RequestError):
                 log.warning("%s: %s: %s", msg_type, exc.ename, exc.evalue)
@@ -237,7 +240,7 @@ class Kernel:
             if msg_type == MsgType.EXECUTE_REQUEST:  # the cell shows why it did not run
                 self.publish(MsgType.ERROR, refusal.output())
             if msg_type.endswith("_request"):
-                self.reply(incoming, reply_type(msg_type), refusal.content())
+                self.reply(incoming, reply_type(msg_type), refusal.content(), started)
         finally:
             self.streams.flush()
             self.publish(MsgType.STATUS, {"execution_state": ExecutionState.IDLE})
@@ -247,8 +250,12 @@ class Kernel:
 
     # ---------------------------------------------------------------- send side
 
-    def reply(self, incoming: Incoming, msg_type: str, content: dict[str, Any]) -> None:
-        metadata = {"status": content.get("status")} if msg_type == MsgType.EXECUTE_REPLY else None
+    def reply(self, incoming: Incoming, msg_type: str, content: dict[str, Any], started: str | None = None) -> None:
+        metadata = None
+        if msg_type == MsgType.EXECUTE_REPLY:
+            metadata = {"status": content.get("status")}
+            if started is not None:
+                metadata["started"] = started
         msg = self.messages.make(msg_type, content, incoming.msg, metadata)
         self.transport.send(incoming.channel, msg, incoming.reply_to)
 
