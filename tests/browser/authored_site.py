@@ -30,7 +30,7 @@ SHIPPED_DEP = "ck-shipped-dep"
 INDEX_ONLY = "ck-index-demo"
 DIST_ONLY = "ck-dist-demo"
 
-_built: Path | None = None
+_built: dict[bool, Path] = {}
 
 
 def _wheel(src: Path, out: Path, name: str, value: str, requires: list[str] | None = None) -> Path:
@@ -63,11 +63,14 @@ def _wheel(src: Path, out: Path, name: str, value: str, requires: list[str] | No
     return whl
 
 
-def build() -> Path:
-    """The built site's directory (cached for the process)."""
-    global _built
-    if _built is not None:
-        return _built
+def build(stock_piplite: bool = True) -> Path:
+    """The built site's directory (cached for the process).
+
+    `stock_piplite=False` builds as if jupyterlite-pyodide-kernel were not installed (its piplite addon disabled):
+    this package's own addon (concurrent_kernel.lite_addon) then indexes the same wheels.
+    """
+    if stock_piplite in _built:
+        return _built[stock_piplite]
     work = Path(tempfile.mkdtemp(prefix="ck-authored-site-"))
     src, wheels = work / "src", work / "wheels"
     shipped_dep = _wheel(src, wheels / "dep", SHIPPED_DEP, "dep")
@@ -76,14 +79,16 @@ def build() -> Path:
     dist_only = _wheel(src, wheels / "dist", DIST_ONLY, "from the distribution")
 
     lite = work / "lite"
+    (lite / "pypi").mkdir(parents=True)  # the other way to ship a wheel: the lite dir's pypi/ folder
+    (lite / "pypi" / shipped_dep.name).write_bytes(shipped_dep.read_bytes())
     (lite / "contents" / "data").mkdir(parents=True)
     (lite / "contents" / "data" / "table.csv").write_text(CSV)
     (lite / "contents" / "top.txt").write_text("at the root\n")
     exts = [str(ROOT / "ts" / "labextension"), str(LABEXT / "@jupyter-widgets" / "jupyterlab-manager")]
     (lite / "jupyter_lite_config.json").write_text(json.dumps({
         "LiteBuildConfig": {"federated_extensions": exts, "ignore_sys_prefix": True, "contents": ["contents"],
-                            "no_sourcemaps": True},
-        "PipliteAddon": {"piplite_urls": [str(shipped), str(shipped_dep)]},
+                            "no_sourcemaps": True, "disable_addons": [] if stock_piplite else ["jupyterlite-pyodide-kernel-piplite"]},
+        "PipliteAddon": {"piplite_urls": [str(shipped)]},
     }))
     (lite / "jupyter-lite.json").write_text(json.dumps({
         "jupyter-lite-schema-version": 0,
@@ -125,5 +130,5 @@ def build() -> Path:
         "imports": [DIST_ONLY.replace("-", "_")], "depends": [], "unvendored_tests": False,
     }
     lock_path.write_text(json.dumps(lock))
-    _built = site
+    _built[stock_piplite] = site
     return site

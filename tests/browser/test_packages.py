@@ -7,6 +7,7 @@ served by the test server. Every request is recorded and none may leave the mach
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,6 +60,25 @@ def test_pip_installs_wheels_shipped_with_the_site(page: Any, site_url: str, req
     assert "snapshot" in other.js(_TIMINGS)
     out = other.run_and_wait(0)
     assert _errors(out) and _errors(out)[0]["ename"] == "ModuleNotFoundError", dump(out)
+
+
+def test_site_built_without_the_stock_kernel_package(page: Any) -> None:
+    """Without jupyterlite-pyodide-kernel's piplite addon, this package's addon reads the same build settings."""
+    site = authored_site.build(stock_piplite=False)
+    config = json.loads((site / "jupyter-lite.json").read_text())["jupyter-config-data"]["litePluginSettings"]
+    assert "@jupyterlite/pyodide-kernel-extension:kernel" not in config, config
+    assert config["concurrent-kernel:plugin"]["pipliteUrls"][0].startswith("./pypi/all.json?sha256="), config
+    assert sorted(p.name for p in (site / "pypi").glob("*.whl")) == [
+        "ck_shipped_demo-0.1.0-py2.py3-none-any.whl", "ck_shipped_dep-0.1.0-py2.py3-none-any.whl"]
+    server, url = _serve_module().serve_in_thread(site, 0, True)
+    try:
+        open_lab(page, url)
+        cell = "%pip install ck-shipped-demo\nimport ck_shipped_demo as a, ck_shipped_dep as b\na.VALUE + b.VALUE"
+        nb = new_notebook(page, "own-addon-test.ipynb", [cell])
+        out = nb.run_and_wait(0, 120)
+        assert not _errors(out) and out[-1]["data"]["text/plain"] == "'shippeddep'", dump(out)
+    finally:
+        server.shutdown()
 
 
 def test_micropip_in_code_and_the_package_index(page: Any, site_url: str, requests_seen: list[str]) -> None:
