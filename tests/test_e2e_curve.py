@@ -204,6 +204,17 @@ def test_malformed_keys_exit_with_the_reason(tmp_path: Path, case: str) -> None:
     assert time.monotonic() - start < 30
 
 
+@pytest.mark.parametrize(("text", "says"), [("{not json", "Expecting property name"), ("[]", "a JSON object")])
+def test_unreadable_connection_file_exits_with_the_reason(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "kernel.json"
+    path.write_text(text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "concurrent_kernel", "-f", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert says in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mismatched_keys_fail_the_client_fast(kernels_dir: Path, backend: str) -> None:
     """Through jupyter_client: a manager holding a broken keypair sees the kernel die, not a silent wait."""
