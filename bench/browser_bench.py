@@ -7,6 +7,14 @@ For each kernel, in interleaved rounds, in a fresh browser context (empty HTTP c
 
     python bench/browser_bench.py [--rounds 3] [--n 50] [--json out.json]
 
+With --cold, instead: a reader of a docs page. The REPL opens with `?kernel=...&code=...&execute=1` in a fresh
+browser profile (empty disk cache) and the clock runs from page open to the printed result; then the same page
+is reloaded in the same profile (warm cache). Served by the benchmark's own plain static server (no compression,
+no Cache-Control: Last-Modified only), on localhost and throttled (--mbit/--delay-ms: one bandwidth cap shared by
+every request, workers included, and a delay before each response); bytes are counted by that server.
+
+    python bench/browser_bench.py --cold [--rounds 3] [--mbit 40] [--delay-ms 20] [--json out.json]
+
 Needs the built site (bash scripts/setup-browser.sh) and /usr/bin/chromium. Targets from the issue:
 first result <= 0.5x the stock kernel's; round trip p50 <= 20 ms.
 """
@@ -18,7 +26,9 @@ import importlib.util
 import json
 import statistics
 import sys
+import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +72,16 @@ async ({n, timeoutMs}) => {
 """
 
 
-def _serve() -> tuple[Any, str]:
+def _serve_module() -> Any:
     spec = importlib.util.spec_from_file_location("serve_site", ROOT / "scripts" / "serve-site.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.serve_in_thread(SITE, 0, True)
+    return module
+
+
+def _serve() -> tuple[Any, str]:
+    return _serve_module().serve_in_thread(SITE, 0, True)
 
 
 def one_round(browser: Any, url: str, kernel: str, n: int, idle: float = 0.0) -> dict[str, Any]:
@@ -95,14 +109,287 @@ def one_round(browser: Any, url: str, kernel: str, n: int, idle: float = 0.0) ->
     return {"first_result_s": first, "round_trips_ms": got["times"], "lost_replies": got["lostReplies"]}
 
 
+_CODE = "print(2**20)"
+_EXPECT = "1048576"
+
+# Runs in every page before its scripts: notes (performance.now(), ms since the page opened) when the printed
+# result appears in an output area.
+_WATCH = """
+(() => {
+  const expect = "__EXPECT__";
+  const poll = setInterval(() => {
+    for (const el of document.querySelectorAll('.jp-OutputArea-output')) {
+      if (el.textContent.includes(expect)) {
+        window.__ckResult = performance.now();
+        clearInterval(poll);
+        return;
+      }
+    }
+  }, 10);
+})();
+""".replace("__EXPECT__", _EXPECT)
+
+# Load timings of the concurrent kernel's worker (ms since the worker started, plus its start in epoch ms).
+_WORKER_TIMINGS = """
+() => {
+  const k = window.concurrentKernels && [...window.concurrentKernels.values()][0];
+  return k ? k.timings : null;
+}
+"""
+
+#: Already compressed: a compressing host sends these as they are.
+_PRECOMPRESSED = (".gz", ".whl", ".zip", ".png", ".woff", ".woff2", ".br")
+
+
+def _kind(path: str) -> str:
+    """Which part of the load a served path belongs to (for the timeline)."""
+    name = path.rsplit("/", 1)[-1]
+    if "/static/pyodide/" not in path and "/pyodide-stock/" not in path:
+        return "app"
+    if name.startswith("ck-snapshot"):
+        return "snapshot memory"
+    if name.startswith("ck-site-packages"):
+        return "snapshot files"
+    if name.endswith(".whl"):
+        return "wheels"
+    if name.startswith("pyodide.asm.wasm"):
+        return "pyodide wasm"
+    return "pyodide other"
+
+
+def _compressed_sizes(paths: list[str]) -> tuple[int, int]:
+    """Bytes a host that gzips (level 6) or brotli-compresses (quality 11, via Node) would send for PATHS."""
+    import gzip
+    import subprocess
+
+    gz = br = 0
+    texts = []
+    for path in paths:
+        file = SITE / urllib.parse.unquote(path.lstrip("/"))
+        if file.is_dir():
+            file = file / "index.html"
+        if not file.is_file():
+            continue
+        data = file.read_bytes()
+        if path.endswith(_PRECOMPRESSED):
+            gz += len(data)
+            br += len(data)
+        else:
+            gz += len(gzip.compress(data, 6))
+            texts.append(str(file))
+    script = (
+        "const fs=require('fs'),z=require('zlib');let n=0;for(const f of JSON.parse(process.argv[1]))"
+        "n+=z.brotliCompressSync(fs.readFileSync(f)).length;console.log(n)"
+    )
+    try:
+        out = subprocess.run(["node", "-e", script, json.dumps(texts)], capture_output=True, text=True, check=True)
+        br += int(out.stdout.strip())
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        br = -1
+    return gz, br
+
+
+def _wait_result(page: Any, timeout_s: float) -> float | None:
+    """Seconds from the page's navigation start to the printed result (None: none within TIMEOUT_S)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        handle = page.wait_for_function("() => window.__ckResult", timeout=timeout_s * 1000, polling=50)
+    except PlaywrightTimeout:
+        return None
+    return float(handle.json_value()) / 1000
+
+
+def cold_trial(
+    p: Any, urls: dict[str, str], logs: dict[str, Any], net: str, kernel: str, settle: float, timeout: float = 120
+) -> dict:
+    """Open the REPL in a fresh profile, then reload it (warm cache); times, bytes and a timeline for both."""
+    url = urls[net]
+    served = logs[net]
+    query = urllib.parse.urlencode({"kernel": kernel, "code": _CODE, "execute": "1"})
+    repl = f"{url}repl/index.html?{query}"
+    outside: list[str] = []
+    out: dict[str, Any] = {"net": net, "kernel": kernel}
+    with tempfile.TemporaryDirectory(prefix="ck-bench-profile-") as profile:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            context.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
+            context.add_init_script(_WATCH)
+            page = context.pages[0] if context.pages else context.new_page()
+            for run in ("cold", "warm"):
+                if run == "cold":
+                    page.goto(repl, wait_until="commit")
+                else:
+                    page.wait_for_timeout(settle * 1000)  # a reader reads; caches are written
+                    page.reload(wait_until="commit")
+                took = _wait_result(page, timeout)
+                if took is None:  # counted as the timeout and marked in the table
+                    out["timeouts"] = out.get("timeouts", 0) + 1
+                    took = timeout
+                origin = float(page.evaluate("performance.timeOrigin")) / 1000
+                entries = [e for e in served.since(origin) if e.start <= origin + took]
+                out[run] = {
+                    "s": took,
+                    "bytes": sum(e.nbytes for e in entries),
+                    "requests": len(entries),
+                    "served": [
+                        {
+                            "path": e.path,
+                            "status": e.status,
+                            "bytes": e.nbytes,
+                            "start": e.start - origin,
+                            "end": (e.end or e.start) - origin,
+                        }
+                        for e in entries
+                    ],
+                    "worker": page.evaluate(_WORKER_TIMINGS),
+                    "origin": origin,
+                }
+        finally:
+            context.close()
+    assert not [u for u in outside if not u.startswith(("data:", "blob:"))], f"non-local requests: {outside[:5]}"
+    return out
+
+
+def _timeline(trial: dict[str, Any]) -> list[str]:
+    """Phases of one run: what was fetched when (from the server) and the worker's own marks."""
+    lines = []
+    kinds: dict[str, list[float]] = {}
+    for e in trial["served"]:
+        k = kinds.setdefault(_kind(e["path"]), [e["start"], e["end"], 0, 0])
+        k[0] = min(k[0], e["start"])
+        k[1] = max(k[1], e["end"])
+        k[2] += e["bytes"]
+        k[3] += 1
+    for kind, (start, end, nbytes, n) in sorted(kinds.items(), key=lambda kv: kv[1][0]):
+        lines.append(f"| fetch: {kind} | {start:.2f} | {end:.2f} | {nbytes / 1e6:.2f} MB in {n} requests |")
+    worker = trial.get("worker") or {}
+    if "origin" in worker:
+        zero = worker["origin"] / 1000 - trial["origin"]
+        lines.append(f"| worker script started | {zero:.2f} | | |")
+        previous = zero
+        for key, ms in sorted(
+            ((k, v) for k, v in worker.items() if k != "origin" and k != "warmUpCells"), key=lambda kv: kv[1]
+        ):
+            at = zero + ms / 1000
+            lines.append(f"| worker: {key} | {previous:.2f} | {at:.2f} | {at - previous:.2f} s |")
+            previous = at
+    lines.append(f"| printed result | | {trial['s']:.2f} | |")
+    return lines
+
+
+def main_cold(args: argparse.Namespace) -> int:
+    from playwright.sync_api import sync_playwright
+
+    serve = _serve_module()
+    logs = {"localhost": serve.ServeLog(), "throttled": serve.ServeLog()}
+    throttle = serve.Throttle(args.mbit, args.delay_ms)
+    servers, urls = {}, {}
+    for net, thr in (("localhost", None), ("throttled", throttle)):
+        servers[net], urls[net] = serve.serve_in_thread(SITE, 0, True, thr, logs[net], None)
+    trials: list[dict[str, Any]] = []
+    t_start = time.perf_counter()
+    try:
+        with sync_playwright() as p:
+            for r in range(args.rounds):
+                order = list(KERNELS) if r % 2 == 0 else list(reversed(KERNELS))
+                for net in ("localhost", "throttled"):
+                    for kernel in order:  # interleaved, so drift hits both alike
+                        t = cold_trial(p, urls, logs, net, kernel, args.settle)
+                        t["round"] = r
+                        trials.append(t)
+                        print(
+                            f"round {r + 1} {net:9s} {kernel:10s}: cold {t['cold']['s']:.2f} s "
+                            f"({t['cold']['bytes'] / 1e6:.1f} MB), reload {t['warm']['s']:.2f} s "
+                            f"({t['warm']['bytes'] / 1e6:.2f} MB)",
+                            file=sys.stderr,
+                        )
+    finally:
+        for server in servers.values():
+            server.shutdown()
+
+    def med(net: str, kernel: str, run: str, key: str) -> float:
+        return statistics.median(t[run][key] for t in trials if t["net"] == net and t["kernel"] == kernel)
+
+    net_label = f"{args.mbit:g} Mbit/s with {args.delay_ms:g} ms per request"
+    rows = [
+        ("page open -> printed result, localhost", "localhost", "cold", "s"),
+        (f"the same at {net_label}", "throttled", "cold", "s"),
+        ("bytes served to get there", "throttled", "cold", "bytes"),
+        ("reload of the same page (browser cache warm), localhost", "localhost", "warm", "s"),
+        (f"reload of the same page (browser cache warm), {args.mbit:g} Mbit/s", "throttled", "warm", "s"),
+        (f"bytes re-downloaded on reload ({args.mbit:g} Mbit/s)", "throttled", "warm", "bytes"),
+    ]
+    print(
+        f"Cold page benchmark: REPL `?kernel=...&code={_CODE}&execute=1`, fresh Chromium profile per trial, "
+        f"median of {args.rounds} interleaved trials ({time.perf_counter() - t_start:.0f} s)\n"
+    )
+    print(f"| | {KERNELS['concurrent']} | {KERNELS['python']} | ratio |")
+    print("|---|---|---|---|")
+    summary = {}
+    for label, net, run, key in rows:
+        a, b = med(net, "concurrent", run, key), med(net, "python", run, key)
+        lost = {
+            k: sum(1 for t in trials if t["net"] == net and t["kernel"] == k and t.get("timeouts")) for k in KERNELS
+        }
+        if any(lost.values()):
+            label += " (⚠ trials without a result in 120 s: " + ", ".join(f"{k} {n}" for k, n in lost.items()) + ")"
+        summary[label] = {"concurrent": a, "python": b}
+        fmt = (lambda v: f"{v / 1e6:.1f} MB") if key == "bytes" else (lambda v: f"{v:.2f} s")
+        print(f"| {label} | {fmt(a)} | {fmt(b)} | {f'{a / b:.2f}x' if b else '-'} |")
+
+    # What a compressing host would send for the same files (median concurrent trial's paths).
+    for kernel in KERNELS:
+        runs = sorted(
+            (t for t in trials if t["net"] == "throttled" and t["kernel"] == kernel), key=lambda t: t["cold"]["s"]
+        )
+        mid = runs[len(runs) // 2]["cold"]
+        gz, br = _compressed_sizes([e["path"] for e in mid["served"] if e["status"] == 200])
+        print(
+            f"\n{KERNELS[kernel]}: {mid['bytes'] / 1e6:.1f} MB served uncompressed; a host that compresses would "
+            f"send {gz / 1e6:.1f} MB (gzip) / {br / 1e6:.1f} MB (brotli)"
+        )
+        summary[f"compressed {kernel}"] = {"gzip": gz, "brotli": br}
+    for kernel in ("concurrent",):
+        for run in ("cold", "warm"):
+            runs = sorted(
+                (t for t in trials if t["net"] == "throttled" and t["kernel"] == kernel), key=lambda t: t[run]["s"]
+            )
+            mid = runs[len(runs) // 2][run]
+            print(f"\nTimeline, {KERNELS[kernel]}, {run} at {net_label} (median trial; seconds since page open)\n")
+            print("| phase | start | end | |\n|---|---|---|---|")
+            print("\n".join(_timeline(mid)))
+    if args.json:
+        args.json.write_text(json.dumps({"trials": trials, "summary": summary}, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n", type=int, default=50, help="round trips per round")
     parser.add_argument("--json", type=Path, help="write raw results here")
-    parser.add_argument("--idle", type=float, default=10.0,
-                        help="also measure opening the notebook this many seconds after the app loaded (0: skip)")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=10.0,
+        help="also measure opening the notebook this many seconds after the app loaded (0: skip)",
+    )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="page open -> first result from a fresh profile, then reload (the cold-page table)",
+    )
+    parser.add_argument("--mbit", type=float, default=40.0, help="--cold: bandwidth of the throttled server")
+    parser.add_argument("--delay-ms", type=float, default=20.0, help="--cold: delay per request, throttled server")
+    parser.add_argument("--site", type=Path, default=ROOT / "lite-site" / "_output", help="the built site to serve")
+    parser.add_argument("--settle", type=float, default=3.0, help="--cold: seconds between the result and reload")
     args = parser.parse_args(argv)
+    globals()["SITE"] = args.site.resolve()
+    if args.cold:
+        return main_cold(args)
 
     from playwright.sync_api import sync_playwright
 
@@ -134,22 +421,34 @@ def main(argv: list[str] | None = None) -> int:
         trips = sorted(t for r in res for t in r["round_trips_ms"])
         p90 = trips[min(len(trips) - 1, int(0.9 * len(trips)))]
         lost = sum(r["lost_replies"] for r in res)
-        summary[key] = {"first_median_s": statistics.median(firsts), "rt_p50_ms": statistics.median(trips),
-                        "rt_p90_ms": p90}
-        rows.append(f"| {KERNELS[kernel]} | {mode} s | {statistics.median(firsts):.2f} s "
-                    f"(min {min(firsts):.2f}, max {max(firsts):.2f}) | {statistics.median(trips):.1f} ms "
-                    f"| {p90:.1f} ms | {lost} |")
-    print(f"Browser benchmark: headless Chromium, {args.rounds} rounds x {args.n} round trips, offline site, "
-          "fresh browser context (empty cache) per run\n")
-    print("| kernel | app idle before New notebook | new notebook -> first `1+1` result (median) "
-          "| execute round trip p50 | p90 | replies lost |")
+        summary[key] = {
+            "first_median_s": statistics.median(firsts),
+            "rt_p50_ms": statistics.median(trips),
+            "rt_p90_ms": p90,
+        }
+        rows.append(
+            f"| {KERNELS[kernel]} | {mode} s | {statistics.median(firsts):.2f} s "
+            f"(min {min(firsts):.2f}, max {max(firsts):.2f}) | {statistics.median(trips):.1f} ms "
+            f"| {p90:.1f} ms | {lost} |"
+        )
+    print(
+        f"Browser benchmark: headless Chromium, {args.rounds} rounds x {args.n} round trips, offline site, "
+        "fresh browser context (empty cache) per run\n"
+    )
+    print(
+        "| kernel | app idle before New notebook | new notebook -> first `1+1` result (median) "
+        "| execute round trip p50 | p90 | replies lost |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
-    ratios = {m: summary[f"concurrent@{m:g}"]["first_median_s"] / summary[f"python@{m:g}"]["first_median_s"]
-              for m in modes}
-    print("\nfirst-result ratio concurrent/stock (target <= 0.5): "
-          + ", ".join(f"{r:.2f} with {m:g} s idle" for m, r in ratios.items())
-          + f"; concurrent round trip p50 {summary['concurrent@0']['rt_p50_ms']:.1f} ms (target <= 20 ms)")
+    ratios = {
+        m: summary[f"concurrent@{m:g}"]["first_median_s"] / summary[f"python@{m:g}"]["first_median_s"] for m in modes
+    }
+    print(
+        "\nfirst-result ratio concurrent/stock (target <= 0.5): "
+        + ", ".join(f"{r:.2f} with {m:g} s idle" for m, r in ratios.items())
+        + f"; concurrent round trip p50 {summary['concurrent@0']['rt_p50_ms']:.1f} ms (target <= 20 ms)"
+    )
     ratio = ratios[0.0]
     if args.json:
         args.json.write_text(json.dumps({"results": results, "summary": summary, "ratio": ratio}, indent=1))

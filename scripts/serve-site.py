@@ -6,6 +6,10 @@ isolated (SharedArrayBuffer: interrupt buffer and stdin via Atomics). Prints the
 URL, then serves until interrupted.
 
     python3 scripts/serve-site.py [--port 8765] [--dir lite-site/_output] [--no-isolation]
+                                  [--mbit 40 --delay-ms 20]
+
+--mbit/--delay-ms throttle what is served (one bandwidth cap shared by every connection, a delay before each
+response), so a page and its workers load as over a slow link; bench/browser_bench.py uses the same server.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import functools
 import http.server
 import sys
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,18 +36,100 @@ EXTRA_TYPES = {
 }
 
 
+class Throttle:
+    """A link shared by every connection: ``mbit`` megabits per second, ``delay_ms`` before each response.
+
+    Each chunk reserves the next free slot on the link, so parallel downloads share the bandwidth as they would
+    on one real connection to a host (workers' fetches included, since they reach the same server).
+    """
+
+    CHUNK = 16 * 1024
+
+    def __init__(self, mbit: float = 0.0, delay_ms: float = 0.0) -> None:
+        self.bytes_per_s = mbit * 1e6 / 8 if mbit > 0 else 0.0
+        self.delay_s = delay_ms / 1000
+        self._lock = threading.Lock()
+        self._free_at = 0.0
+
+    def wait_link(self, nbytes: int) -> None:
+        if not self.bytes_per_s:
+            return
+        with self._lock:
+            start = max(time.perf_counter(), self._free_at)
+            self._free_at = start + nbytes / self.bytes_per_s
+            until = self._free_at
+        pause = until - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+
+
+class Served:
+    """One response: path, status, body bytes, start and end (time.time())."""
+
+    def __init__(self, path: str, start: float) -> None:
+        self.path = path
+        self.status = 0
+        self.nbytes = 0
+        self.start = start
+        self.end = 0.0
+
+
+class ServeLog:
+    """What a server sent (for the benchmark's byte counts and timelines)."""
+
+    def __init__(self) -> None:
+        self.entries: list[Served] = []
+        self.lock = threading.Lock()
+
+    def since(self, t0: float) -> list[Served]:
+        with self.lock:
+            return [e for e in self.entries if e.start >= t0]
+
+
 class SiteHandler(http.server.SimpleHTTPRequestHandler):
     """Static files with isolation headers and quiet logging."""
 
     isolation = True
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **EXTRA_TYPES}
+    throttle: Throttle | None = None
+    served: ServeLog | None = None
+    #: "no-cache" makes a browser revalidate everything (a rebuilt site is never stale while developing); None
+    #: sends no Cache-Control, like a plain static host (Last-Modified only: the browser's heuristics decide).
+    cache_control: str | None = "no-cache"
+    _entry: Served | None = None
+
+    def send_head(self):  # type: ignore[no-untyped-def]
+        if self.throttle and self.throttle.delay_s:
+            time.sleep(self.throttle.delay_s)  # the request's round trip
+        self._entry = Served(self.path.split("?")[0], time.time())
+        if self.served is not None:
+            with self.served.lock:
+                self.served.entries.append(self._entry)
+        return super().send_head()
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if self._entry is not None:
+            self._entry.status = code
+        super().send_response(code, message)
+
+    def copyfile(self, source, outputfile) -> None:  # type: ignore[no-untyped-def]
+        chunk = Throttle.CHUNK
+        while data := source.read(chunk):
+            if self.throttle:
+                self.throttle.wait_link(len(data))
+            outputfile.write(data)
+            if self._entry is not None:
+                self._entry.nbytes += len(data)
+        if self._entry is not None:
+            self._entry.end = time.time()
 
     def end_headers(self) -> None:
         if self.isolation:
             self.send_header("Cross-Origin-Opener-Policy", "same-origin")
             self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
             self.send_header("Cross-Origin-Resource-Policy", "same-origin")
-        self.send_header("Cache-Control", "no-cache")
+        if self.cache_control:
+            self.send_header("Cache-Control", self.cache_control)
         super().end_headers()
 
     def log_message(self, format: str, *args: object) -> None:
@@ -59,17 +146,35 @@ class Server(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_server(directory: Path, port: int = 0, isolation: bool = True) -> Server:
+def make_server(
+    directory: Path,
+    port: int = 0,
+    isolation: bool = True,
+    throttle: Throttle | None = None,
+    served: ServeLog | None = None,
+    cache_control: str | None = "no-cache",
+) -> Server:
     """Create (not start) a server for DIRECTORY on 127.0.0.1:PORT (0 = any free port)."""
     if not (directory / "index.html").exists():
         raise FileNotFoundError(f"{directory} has no index.html: run `npm run lite:build` first")
-    handler = type("Handler", (SiteHandler,), {"isolation": isolation})
+    handler = type(
+        "Handler",
+        (SiteHandler,),
+        {"isolation": isolation, "throttle": throttle, "served": served, "cache_control": cache_control},
+    )
     return Server(("127.0.0.1", port), functools.partial(handler, directory=str(directory)))
 
 
-def serve_in_thread(directory: Path, port: int = 0, isolation: bool = True) -> tuple[Server, str]:
+def serve_in_thread(
+    directory: Path,
+    port: int = 0,
+    isolation: bool = True,
+    throttle: Throttle | None = None,
+    served: ServeLog | None = None,
+    cache_control: str | None = "no-cache",
+) -> tuple[Server, str]:
     """Start a server in a daemon thread; return it and its base URL."""
-    server = make_server(directory, port, isolation)
+    server = make_server(directory, port, isolation, throttle, served, cache_control)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -79,8 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--no-isolation", action="store_true", help="omit COOP/COEP headers")
+    parser.add_argument("--mbit", type=float, default=0.0, help="bandwidth cap shared by all requests (0: none)")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="delay before each response")
     args = parser.parse_args(argv)
-    server = make_server(args.dir, args.port, not args.no_isolation)
+    throttle = Throttle(args.mbit, args.delay_ms) if args.mbit or args.delay_ms else None
+    server = make_server(args.dir, args.port, not args.no_isolation, throttle)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"Serving {args.dir} at {url}", flush=True)
     print(f"  notebook: {url}lab/index.html?path=concurrency-demo.ipynb", flush=True)

@@ -80,6 +80,9 @@ for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
   cp "node_modules/pyodide/$f" "$PYO/"
 done
 cp "$KWHEEL" "${DEPS[@]}" "$CACHE"/lazy-wheels/micropip-0.11.1-py3-none-any.whl "$PYO/"
+# Gzipped copies the worker fetches and inflates itself: most static hosts (and any plain server) send the wasm
+# and the module script as they are, 11 MB instead of 4 (the originals stay for loadPyodide's own fallback).
+gzip -9 -n -k "$PYO/pyodide.asm.wasm" "$PYO/pyodide.asm.mjs"
 WHEELS=("$PYO"/*.whl)
 
 echo "[build] pyodide lock (pyodide lockfile add-wheels)"

@@ -10,7 +10,7 @@
 //                            little-endian u32 header length, a JSON header [[path, size], ...], then the bytes;
 // and adds a "snapshot" entry to ck-manifest.json. The worker falls back to installing the wheels if the snapshot
 // cannot be used (for example a different Pyodide build).
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -121,6 +121,8 @@ const packed = gzipSync(snapshot);
 writeFileSync(join(dir, 'ck-snapshot.bin.gz'), packed);
 
 manifest.snapshot = { memory: 'ck-snapshot.bin.gz', files: 'ck-site-packages.bin.gz', modules: warm.length };
+// Pyodide files shipped gzipped beside the originals (ts/scripts/build-labextension.sh): the worker fetches those.
+manifest.gzipped = ['pyodide.asm.wasm', 'pyodide.asm.mjs'].filter((f) => existsSync(join(dir, `${f}.gz`)));
 writeFileSync(manifestPath, JSON.stringify(manifest, null, 1));
 console.log(
   `[snapshot] ${(snapshot.length / 1e6).toFixed(1)} MB memory (${(packed.length / 1e6).toFixed(1)} MB gzip), ` +

@@ -55,6 +55,8 @@ interface IManifest {
   shipped?: string[];
   /** Written by ts/scripts/make_snapshot.mjs (file names relative to indexURL). */
   snapshot?: { memory: string; files: string };
+  /** Pyodide files the site also ships gzipped, as NAME.gz (a host need not compress them). */
+  gzipped?: string[];
 }
 
 const post = (msg: FromWorker, transfer: Transferable[] = []): void =>
@@ -73,6 +75,110 @@ function log(level: 'info' | 'warn' | 'error', text: string): void {
 
 const t0 = performance.now();
 const elapsed = (): number => Math.round(performance.now() - t0);
+
+/**
+ * Responses started ahead of the requests Pyodide makes itself (wasm, standard library, lock), by URL: loadPyodide
+ * asks for them only once the snapshot has arrived, and its files may be served gzipped (manifest.gzipped).
+ */
+const early = new Map<string, Promise<Response>>();
+const plainFetch = self.fetch.bind(self);
+self.fetch = ((input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+  const started = early.get(input instanceof Request ? input.url : String(input));
+  if (started) {
+    early.delete(input instanceof Request ? input.url : String(input));
+    return started;
+  }
+  return plainFetch(input, init);
+}) as typeof fetch;
+
+const CONTENT_TYPES: Record<string, string> = { wasm: 'application/wasm', mjs: 'text/javascript' };
+
+/**
+ * The wasm module, compiled while it downloads (and while the snapshot downloads), not once Pyodide asks for it:
+ * Pyodide's instantiateStreaming of the marker response it gets from fetch instantiates this module instead.
+ */
+let compiledWasm: Promise<WebAssembly.Module> | null = null;
+const compiledMarker = new WeakSet<Response>();
+const plainInstantiateStreaming = WebAssembly.instantiateStreaming.bind(WebAssembly);
+WebAssembly.instantiateStreaming = (async (
+  source: Response | PromiseLike<Response>,
+  imports?: WebAssembly.Imports
+): Promise<WebAssembly.WebAssemblyInstantiatedSource> => {
+  const resp = await source;
+  if (compiledWasm && compiledMarker.has(resp)) {
+    const module = await compiledWasm;
+    return { module, instance: await WebAssembly.instantiate(module, imports) };
+  }
+  return plainInstantiateStreaming(resp, imports);
+}) as typeof WebAssembly.instantiateStreaming;
+
+/** Start fetching BASE + NAME now (its .gz if the site ships one), for Pyodide to find when it asks. */
+function fetchEarly(base: string, name: string, gzipped: boolean, timings: Record<string, number>): void {
+  const url = base + name;
+  const got = (gzipped ? plainFetch(url + '.gz') : plainFetch(url)).then(async resp => {
+    if (!resp.ok) {
+      return gzipped ? plainFetch(url) : resp;
+    }
+    const body = await gunzipped(resp.body!, () => (timings[`fetched ${name}`] = elapsed()));
+    const type = CONTENT_TYPES[name.split('.').pop()!] ?? resp.headers.get('Content-Type') ?? '';
+    return new Response(body, { headers: { 'Content-Type': type } });
+  });
+  got.catch(() => undefined);
+  if (name.endsWith('.wasm')) {
+    compiledWasm = got.then(resp => WebAssembly.compileStreaming(resp));
+    compiledWasm.then(() => (timings[`compiled ${name}`] = elapsed())).catch(() => undefined);
+    const marker = new Response(null);
+    compiledMarker.add(marker);
+    early.set(url, Promise.resolve(marker));
+  } else {
+    early.set(url, got);
+  }
+}
+
+/**
+ * The bytes of BODY, inflated as they arrive if they are gzip data (a host may or may not have undone the gzip
+ * itself, with Content-Encoding: so look at the bytes). ONDONE is called when the last byte has arrived.
+ */
+async function gunzipped(body: ReadableStream<Uint8Array>, onDone?: () => void): Promise<ReadableStream<Uint8Array>> {
+  const reader = body.getReader();
+  const head: Uint8Array[] = [];
+  let seen = 0;
+  let finished = false;
+  while (seen < 2) {
+    const { done, value } = await reader.read();
+    if (done) {
+      finished = true;
+      break;
+    }
+    head.push(value);
+    seen += value.byteLength;
+  }
+  const first = head[0];
+  const isGzip = !!first && (first.byteLength > 1 ? first[1] : head[1][0]) === 0x8b && first[0] === 0x1f;
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      head.forEach(chunk => controller.enqueue(chunk));
+      if (finished) {
+        onDone?.();
+        controller.close();
+      }
+    },
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) {
+        onDone?.();
+        controller.close();
+      } else {
+        controller.enqueue(value);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    }
+  });
+  const inflate = new DecompressionStream('gzip') as unknown as TransformStream<Uint8Array, Uint8Array>;
+  return isGzip ? stream.pipeThrough(inflate) : stream;
+}
 
 let options: IInitOptions | null = null;
 let pyodide: IPyodide | null = null;
@@ -198,6 +304,15 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
     }
     const manifest = (await manifestResp.json()) as IManifest;
     loadedManifest = manifest;
+    timings.manifest = elapsed();
+    timings.origin = performance.timeOrigin + t0;
+    // Everything at once: Pyodide's own files would otherwise be asked for only after the snapshot arrived.
+    const gzipped = new Set(manifest.gzipped ?? []);
+    for (const name of ['pyodide.asm.wasm', 'python_stdlib.zip', 'pyodide-lock.json']) {
+      fetchEarly(base, name, gzipped.has(name), timings);
+    }
+    moduleFactory = loadModuleFactory(base, gzipped.has('pyodide.asm.mjs'), timings);
+    moduleFactory.catch(() => undefined);
     let py: IPyodide | null = null;
     let restored = false;
     let loadErrors: string[] = [];
@@ -234,8 +349,42 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
   }
 }
 
+/** Pyodide's module factory (pyodide.asm.mjs), loaded as soon as the manifest says whether it comes gzipped. */
+let moduleFactory: Promise<(settings: unknown) => Promise<IModule>> | null = null;
+
+interface IModule {
+  growMemory(bytes: number): void;
+}
+
+async function loadModuleFactory(
+  base: string,
+  gzipped: boolean,
+  timings: Record<string, number>
+): Promise<(settings: unknown) => Promise<IModule>> {
+  let url = base + 'pyodide.asm.mjs';
+  if (gzipped) {
+    const resp = await plainFetch(url + '.gz');
+    if (resp.ok) {
+      const text = await new Response(await gunzipped(resp.body!)).blob();
+      url = URL.createObjectURL(new Blob([text], { type: 'text/javascript' }));
+    }
+  }
+  try {
+    const factory = (await import(/* webpackIgnore: true */ url)).default;
+    timings.moduleScript = elapsed();
+    return factory;
+  } finally {
+    if (url.startsWith('blob:')) {
+      URL.revokeObjectURL(url);
+    }
+  }
+}
+
 async function loadPyodideFrom(base: string, extra: Record<string, unknown>): Promise<IPyodide> {
   const mod = await import(/* webpackIgnore: true */ base + 'pyodide.mjs');
+  if (moduleFactory && !('createPyodideModule' in extra)) {
+    extra = { ...extra, createPyodideModule: await moduleFactory };
+  }
   return (await mod.loadPyodide({
     indexURL: base,
     lockFileURL: base + 'pyodide-lock.json',
@@ -245,18 +394,16 @@ async function loadPyodideFrom(base: string, extra: Record<string, unknown>): Pr
   })) as IPyodide;
 }
 
-/** Fetch a file; gzip data (our snapshot files) is inflated here, whatever the server's Content-Encoding. */
-async function fetchBytes(url: string): Promise<Uint8Array> {
+/** Fetch a file; gzip data (our snapshot files) is inflated as it arrives, whatever the server's Content-Encoding. */
+async function fetchBytes(url: string, timings: Record<string, number>, name: string): Promise<Uint8Array> {
   const resp = await fetch(url);
   if (!resp.ok) {
     throw new Error(`HTTP ${resp.status} for ${resp.url}`);
   }
-  const data = new Uint8Array(await resp.arrayBuffer());
-  if (data[0] !== 0x1f || data[1] !== 0x8b) {
-    return data;
-  }
-  const inflated = new Blob([data]).stream().pipeThrough(new DecompressionStream('gzip'));
-  return new Uint8Array(await new Response(inflated).arrayBuffer());
+  const body = await gunzipped(resp.body!, () => (timings[`fetched ${name}`] = elapsed()));
+  const data = new Uint8Array(await new Response(body).arrayBuffer());
+  timings[`inflated ${name}`] = elapsed();
+  return data;
 }
 
 /**
@@ -269,11 +416,11 @@ async function restoreSnapshot(
   snapshot: { memory: string; files: string },
   timings: Record<string, number>
 ): Promise<IPyodide> {
-  const memory = fetchBytes(base + snapshot.memory);
-  const files = fetchBytes(base + snapshot.files);
+  const memory = fetchBytes(base + snapshot.memory, timings, 'memory');
+  const files = fetchBytes(base + snapshot.files, timings, 'files');
   memory.catch(() => undefined);
   files.catch(() => undefined);
-  const createModule = (await import(/* webpackIgnore: true */ base + 'pyodide.asm.mjs')).default;
+  const createModule = await (moduleFactory ?? loadModuleFactory(base, false, timings));
   const bytes = await memory;
   const py = await loadPyodideFrom(base, {
     _loadSnapshot: bytes,
@@ -281,6 +428,7 @@ async function restoreSnapshot(
     // module and ignores it: grow the memory before the restore copies the snapshot in.
     createPyodideModule: async (settings: unknown) => {
       const module = await createModule(settings);
+      timings.instantiated = elapsed();
       module.growMemory(bytes.length);
       return module;
     }
