@@ -11,7 +11,7 @@ cd "$ROOT"
 export VENV="${VENV:-$ROOT/.venv}"
 [ -d "$VENV" ] && VENV="$(cd "$VENV" && pwd)"
 if [ -z "${CK_SETUP_RUNNING:-}" ] && { [ ! -x "$VENV/bin/jupyter-lite" ] || [ ! -d node_modules/pyodide ]; }; then
-  bash scripts/setup-browser.sh --no-site
+  bash scripts/setup-browser.sh --no-site --no-chromium
 fi
 if [ -z "${CK_SKIP_LABEXTENSION:-}" ] || [ ! -f ts/labextension/package.json ]; then
   bash ts/scripts/build-labextension.sh
