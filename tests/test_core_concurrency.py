@@ -101,7 +101,7 @@ async def test_one_busy_and_one_idle_per_request_while_requests_overlap(client):
         client.send("control", "kernel_info_request"),
     ]
     for msg_id in others:
-        await client.idle(msg_id)
+        await client.idle(msg_id, timeout=60)  # the first completion imports the completer (slow inside Pyodide)
     await client.idle(running)
     await anyio.sleep(0.2)  # anything published late would show now
     statuses = [m for c, m in client.received if c == "iopub" and m["msg_type"] == "status"]

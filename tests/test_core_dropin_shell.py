@@ -2,6 +2,8 @@
 browser kernel has the same surface): kernel.session / iopub_socket / get_parent(channel), '' on sys.path,
 display formatter errors, asyncio.run's hint, pdb over stdin."""
 
+import sys
+
 import pytest
 
 from memory_client import of_type, stdout_of
@@ -40,14 +42,14 @@ async def test_session_msg_takes_a_parent_header_and_keeps_order_with_prints(cli
 
 
 async def test_get_parent_accepts_a_channel_as_ipykernel(client):
-    reply, outputs = await client.execute(
+    _, outputs = await client.execute(
         "k = get_ipython().kernel\n(k.get_parent('shell') is k.get_parent()) and k.get_parent('control') is not None"
     )
     assert of_type(outputs, "execute_result")[0]["content"]["data"]["text/plain"] == "True"
 
 
 async def test_empty_string_is_on_sys_path(client):
-    reply, outputs = await client.execute("import sys\n'' in sys.path")
+    _, outputs = await client.execute("import sys\n'' in sys.path")
     assert of_type(outputs, "execute_result")[0]["content"]["data"]["text/plain"] == "True"
 
 
@@ -60,9 +62,10 @@ async def test_result_whose_repr_raises_fails_the_cell(client):
 
 
 async def test_asyncio_run_says_to_await(client, anyio_backend):
-    reply, outputs = await client.execute("import asyncio\nasync def main():\n    return 1\nasyncio.run(main())")
-    if anyio_backend == "trio":  # no asyncio loop is running: asyncio.run works as in a script
-        assert reply["content"]["status"] == "ok"
+    reply, _ = await client.execute("import asyncio\nasync def main():\n    return 1\nasyncio.run(main())")
+    if anyio_backend == "trio" or sys.platform == "emscripten":
+        # No asyncio loop runs under trio, and Pyodide's asyncio.run schedules on its WebLoop: both just work.
+        assert reply["content"]["status"] == "ok", reply["content"]
         return
     assert reply["content"]["ename"] == "RuntimeError"
     assert "await main()" in "\n".join(reply["content"]["traceback"])
@@ -91,3 +94,65 @@ async def test_breakpoint_reads_commands_from_stdin(client):
 @pytest.fixture(autouse=True)
 def _answered(client):
     client.answered = set()
+
+
+@pytest.fixture
+async def answering_client(anyio_backend):
+    """A kernel whose stdin is answered synchronously from `client.answers` (as the browser kernel's is), so the
+    debugger runs without threads, also inside Pyodide."""
+    from functools import partial
+
+    import anyio
+    from traitlets.config import Config
+
+    from concurrent_kernel._kernel import Kernel
+    from concurrent_kernel.transports.memory import MemoryTransport
+    from memory_client import MemoryClient
+
+    answers: list[str] = []
+    prompts: list[str] = []
+
+    def blocking_input(msg):
+        prompts.append(msg["content"]["prompt"])
+        return {"content": {"value": answers.pop(0) if answers else "c"}}
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    transport = MemoryTransport(blocking_input=blocking_input)
+    kernel = Kernel(transport, backend=anyio_backend, config=config)
+    client = MemoryClient(transport)
+    client.answers, client.prompts = answers, prompts
+    async with anyio.create_task_group() as tg:
+        ready = anyio.Event()
+        tg.start_soon(partial(kernel.serve, ready=ready.set))
+        with anyio.fail_after(30):
+            await ready.wait()
+        tg.start_soon(client.collect)
+        try:
+            yield client
+        finally:
+            kernel.stop()
+            with anyio.move_on_after(5):
+                while not kernel.closed:
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+
+
+async def test_set_trace_uses_ipythons_debugger_over_stdin(answering_client):
+    client = answering_client
+    client.answers.extend(["p answer + 2", "c"])
+    reply, outputs = await client.execute("answer = 40\nimport pdb; pdb.set_trace()\nprint('went on')",
+                                          content={"allow_stdin": True})
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert client.prompts and all(p.startswith("ipdb>") for p in client.prompts)
+    text = stdout_of(outputs)
+    assert "42" in text and text.rstrip().endswith("went on")
+
+
+async def test_debug_magic_after_an_error(answering_client):
+    client = answering_client
+    await client.execute("def broken():\n    local = 41\n    return 1 / 0\nbroken()")
+    client.answers.extend(["p local + 1", "q"])
+    reply, outputs = await client.execute("%debug", content={"allow_stdin": True})
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert "42" in stdout_of(outputs)

@@ -182,7 +182,7 @@ def test_pdb_reads_stdin_and_an_interrupt_leaves_it(kernel: Kernel, stop: str) -
     assert "--KeyboardInterrupt--" in out and "KeyboardInterrupt: Interrupted by user" in out, out
     assert out.index("KeyboardInterrupt: Interrupted by user") < out.index("after the debugger")
     assert wait_reply(kc, queued)["content"]["status"] == "ok"
-    reply, msgs = execute(kc, "import sys; print('trace', sys.gettrace())")
+    _, msgs = execute(kc, "import sys; print('trace', sys.gettrace())")
     assert "trace None" in "".join(m["content"]["text"] for m in of_type(msgs, "stream")), "tracing left on"
 
 
@@ -245,7 +245,8 @@ def test_traceback_shown_by_code_that_carries_on_is_ok(kernel: Kernel) -> None:
 
 
 @pytest.mark.parametrize(
-    "code", ["import time\ntime.sleep(100)", "import anyio\nasync def wait():\n    await anyio.sleep(100)\nawait wait()"],
+    "code",
+    ["import time\ntime.sleep(100)", "import anyio\nasync def wait():\n    await anyio.sleep(100)\nawait wait()"],
     ids=["sleep", "await"],
 )
 def test_interrupt_traceback_is_ipythons(kernel: Kernel, code: str) -> None:
@@ -268,7 +269,7 @@ def test_interrupt_traceback_is_ipythons(kernel: Kernel, code: str) -> None:
 def test_asyncio_run_in_a_cell_says_how_to_do_it_here(kernel: Kernel) -> None:
     _, kc, backend = kernel
     code = "import asyncio\nasync def main():\n    return 5\nasyncio.run(main())"
-    reply, msgs = execute(kc, code)
+    reply, _ = execute(kc, code)
     if backend == "trio":  # no asyncio loop runs under trio: asyncio.run starts one, as in a script
         assert reply["content"]["status"] == "ok"
         return
