@@ -37,6 +37,8 @@ def write_kernelspecs(root: Path) -> Path:
                 "display_name": f"concurrent e2e ({backend}, {mode})",
                 "language": "python",
                 "interrupt_mode": mode,
+                # as `concurrent-kernel install` writes it: JupyterLab enables its debugger button from this
+                "metadata": {"debugger": True},
             }
             (kernels / name).mkdir(parents=True, exist_ok=True)
             (kernels / name / "kernel.json").write_text(json.dumps(spec))

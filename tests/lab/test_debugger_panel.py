@@ -1,0 +1,102 @@
+"""JupyterLab 4.6's debugger panel on this kernel, in headless Chromium, used the way a person uses it: the bug
+button, a breakpoint clicked in the gutter, the variables panel, step and continue buttons, and the notebook's
+interrupt button; while the cell is stopped, a `# task` cell runs and prints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from e2e_helpers import spec_name
+
+from .lab import LabNotebook, output_text
+
+pytestmark = pytest.mark.browser
+
+CELL = "def add(a, b):\n    total = a + b\n    return total\n\nresult = add(2, 3)\nprint('result is', result)"
+TASK_CELL = "# task\nprint('task ran while stopped')"
+SIDEBAR = "#jp-debugger-sidebar"
+
+
+def _variables_text(page: Any) -> str:
+    return str(page.evaluate(
+        "(s) => { const n = document.querySelector(s + ' .jp-DebuggerVariables'); return n ? n.innerText : ''; }",
+        SIDEBAR,
+    ))
+
+
+def _wait_variables(page: Any, needle: str, timeout: float = 60.0) -> str:
+    """The variables panel's text (name and value on lines of their own) once it holds `needle`."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = _variables_text(page)
+        if needle in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{needle!r} not in the variables panel: {text!r}")
+
+
+def _callstack_button(page: Any, command: str) -> Any:
+    return page.locator(f'{SIDEBAR} [data-command="{command}"]').first
+
+
+def _top_frame_line(page: Any) -> str:
+    return str(page.evaluate(
+        "(s) => { const n = document.querySelector(s + ' .jp-DebuggerCallstackFrame.selected, '"
+        " + s + ' .jp-DebuggerCallstackFrame'); return n ? n.innerText : ''; }",
+        SIDEBAR,
+    ))
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_breakpoint_variables_step_continue_task_and_interrupt(
+    lab_notebook: Callable[..., LabNotebook], backend: str
+) -> None:
+    nb = lab_notebook(spec_name(backend), cells=[CELL, TASK_CELL])
+    page = nb.page
+    sel = nb.panel_selector()
+    bug = page.locator(f"{sel} .jp-DebuggerBugButton")
+    # enabled once JupyterLab has checked the kernelspec (metadata.debugger) and the kernel
+    page.wait_for_function("(s) => document.querySelector(s)?.getAttribute('aria-disabled') === 'false'",
+                           arg=f"{sel} .jp-DebuggerBugButton")
+    page.wait_for_timeout(1000)
+    if bug.get_attribute("aria-pressed") != "true":  # JupyterLab may restore an earlier session's state
+        bug.click()
+    page.wait_for_function("(s) => document.querySelector(s).getAttribute('aria-pressed') === 'true'",
+                           arg=f"{sel} .jp-DebuggerBugButton")
+    page.evaluate("() => window.jupyterapp.shell.activateById('jp-debugger-sidebar')")
+    # a breakpoint on line 2 of the first cell, clicked in the gutter (element 0 is CodeMirror's hidden spacer)
+    cell0 = page.locator(f"{sel} .jp-Cell").nth(0)
+    line2 = cell0.locator(".cm-breakpoint-gutter .cm-gutterElement").nth(2)
+    line2.wait_for(state="visible")
+    time.sleep(2.0)  # the gutter is rebuilt once the debugger session is up: a click before that is lost
+    line2.click()
+    page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
+
+    nb.run_cell_keyboard(0)
+    # stopped in add(): the variables panel shows the frame's locals
+    assert _wait_variables(page, "a\n2\nb\n3").startswith("a\n2\nb\n3")
+    assert _top_frame_line(page).startswith("add\n") and _top_frame_line(page).endswith(".py:2")
+    assert nb.is_running(0)
+    # the kernel is not stopped with it: a task cell runs and prints meanwhile
+    nb.run_cell_keyboard(1)
+    assert "task ran while stopped" in nb.wait_output(1, "task ran while stopped")
+    assert nb.is_running(0)
+
+    _callstack_button(page, "debugger:next").click()
+    assert "total\n5" in _wait_variables(page, "total\n5")
+    assert _top_frame_line(page).endswith(".py:3")
+    _callstack_button(page, "debugger:continue").click()
+    assert "result is 5" in output_text(nb.wait_done(0))
+
+    # stopped again; the notebook's interrupt button ends the stopped cell
+    nb.run_cell_keyboard(0)
+    _wait_variables(page, "a\n2\nb\n3")
+    nb.interrupt_button().click()
+    outputs = nb.wait_done(0)
+    assert "KeyboardInterrupt" in output_text(outputs), outputs
+    nb.wait_status("idle")
