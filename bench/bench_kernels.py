@@ -49,8 +49,9 @@ SUBPROCESS_LINES = (
 PIPELINED = 1000
 
 
-def write_specs(root: Path) -> Path:
-    for name, spec in SPECS.items():
+def write_specs(root: Path, specs: dict[str, dict[str, Any]] | None = None) -> Path:
+    """One kernelspec directory per entry of `specs` (default SPECS) under `root`."""
+    for name, spec in (SPECS if specs is None else specs).items():
         (root / name).mkdir(parents=True, exist_ok=True)
         full = {"display_name": f"bench {name}", "language": "python", **spec}
         (root / name / "kernel.json").write_text(json.dumps(full))
