@@ -242,7 +242,7 @@ class Kernel:
             if msg_type.endswith("_request"):
                 self.reply(incoming, reply_type(msg_type), refusal.content(), started)
         finally:
-            self.streams.flush()
+            self.streams.flush_before(request)  # this request's text before its idle; others' prints stay whole
             self.publish(MsgType.STATUS, {"execution_state": ExecutionState.IDLE})
             current_parent.reset(token)
             if incoming.after_reply is not None:
@@ -270,7 +270,7 @@ class Kernel:
         """Send on iopub, parented to the current request unless told otherwise; stream text goes first."""
         if parent is _CURRENT:
             parent = current_parent.get()
-        self.streams.flush()
+        self.streams.flush_before(parent)
         msg = self.messages.make(msg_type, content, parent, metadata, buffers)
         self.transport.send(Channel.IOPUB, msg)
 
@@ -291,7 +291,7 @@ class Kernel:
                 event.set()
             await event
             await anyio.sleep(self.streams.interval)
-            self.streams.flush()
+            self.streams.flush_lines()
 
     # ---------------------------------------------------------------- lifecycle
 

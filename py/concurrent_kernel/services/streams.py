@@ -2,7 +2,8 @@
 
 Batching matters: a cell printing 200,000 lines must not become 200,000 messages, yet a lone print should show
 up at once. Text is flushed when the buffer is large, when it has waited `interval`, and before any other output
-of the kernel, so order across streams and display messages is kept.
+for the same request, so order across streams and display messages is kept. Flushes that are not the writer's own
+(the timer, another thread) send whole lines, so a print() is never cut in two messages.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class StreamBuffer:
         self._segments: list[list[Any]] = []
         self._chars = 0
         self._since = 0.0
+        #: A partial last line was kept back by a flush that is not its writer's (see flush_lines).
+        self._tail_held = False
         #: Parent for text written where no request is current (a thread started outside any cell); set by the
         #: capture service to the newest cell, as ipykernel sends such output to the latest request.
         self.fallback_parent: Callable[[], dict[str, Any] | None] | None = None
@@ -85,7 +88,8 @@ class StreamBuffer:
                 self._since = now
             due = self._chars >= self.max_chars or now - self._since >= self.interval
             if due:
-                self._flush_locked()
+                # Whole lines only: print() writes its pieces ('line', ' ', '5', '\n') one call at a time.
+                self._flush_locked(keep_tail=True)
         if first and not due:
             self._schedule_flush()
 
@@ -120,10 +124,64 @@ class StreamBuffer:
             if self._chars:
                 self._flush_locked()
 
-    def _flush_locked(self) -> None:
+    def flush_lines(self) -> None:
+        """The timer's flush, from another thread: whole lines only, so a print() that its writer is in the middle
+        of is not cut across two messages (a client that reads each message as lines would lose that line).
+        A partial line is kept back once; at the next tick it goes out as it is (a prompt, progress dots)."""
+        self._drain_now()
+        with self._lock:
+            if self._chars:
+                self._flush_locked(keep_tail=True)
+
+    def flush_before(self, parent: dict[str, Any] | None) -> None:
+        """Before another message for `parent`: its own text must go first (a print, then a display), but text
+        of other requests need not, and flushing it here (a control request's status, from the control thread)
+        would cut a print that a running cell is in the middle of."""
+        self._drain_now()
+        with self._lock:
+            if self._chars and (parent is None or any(seg[0] is parent for seg in self._segments)):
+                self._flush_locked()
+
+    def _drain_now(self) -> None:
+        drain = self.drain
+        if drain is not None and self._direct is None:
+            self._drain_due = time.monotonic() + drain()
+
+    def _flush_locked(self, keep_tail: bool = False) -> None:
         segments, self._segments, self._chars = self._segments, [], 0
+        held, self._tail_held = self._tail_held, False
+        if keep_tail:
+            tail = _cut_partial_line(segments)
+            chars = sum(len(t) for seg in tail for t in seg[2])
+            # Kept back when fresh (a newline went out before it, or none was kept yet); not a second time without
+            # a newline since, nor when it is one huge line.
+            if tail and (segments or not held) and chars < self.max_chars:
+                self._segments, self._chars, self._tail_held = tail, chars, True
+                self._since = time.monotonic()
+            else:
+                if segments and tail and segments[-1][0] is tail[0][0] and segments[-1][1] == tail[0][1]:
+                    segments[-1][2].extend(tail.pop(0)[2])
+                segments += tail
         for parent, name, pieces in segments:
             self._publish(parent, name, "".join(pieces))
+
+
+def _cut_partial_line(segments: list[list[Any]]) -> list[list[Any]]:
+    """Remove the text after the last newline from `segments` (in place) and return it as segments."""
+    for i in range(len(segments) - 1, -1, -1):
+        parent, name, pieces = segments[i]
+        text = "".join(pieces)
+        cut = text.rfind("\n") + 1
+        if cut:
+            tail = segments[i + 1:]
+            del segments[i + 1:]
+            segments[i] = [parent, name, [text[:cut]]]
+            if cut < len(text):
+                tail.insert(0, [parent, name, [text[cut:]]])
+            return tail
+    tail = segments[:]
+    segments.clear()
+    return tail
 
 
 class OutStream(io.TextIOBase):
