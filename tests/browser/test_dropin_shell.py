@@ -60,3 +60,27 @@ def test_failing_repr_and_session_send(page: Any, base_url: str) -> None:
     assert reply["content"]["status"] == "error", reply
     out = nb.run_and_wait(1, 30)
     assert "sent by hand" in output_text(out), dump(out)
+
+
+def test_status_stays_busy_while_requests_overlap_a_cell(page: Any, base_url: str) -> None:
+    """Each request gets its own busy/idle, so JupyterLab's kernel status (the status bar) would read idle after
+    a kernel_info, completion or widget message answered while a cell awaits; the site's PageConfig
+    `untracked_message_types` (lite-site/jupyter-lite.json) leaves those out of the status, as jupyter_server
+    does for kernel_info. The notebook toolbar's indicator follows the cell either way."""
+    open_lab(page, base_url)
+    nb = new_notebook(page, "status-test.ipynb", ["import asyncio\nawait asyncio.sleep(8)"])
+    nb.run(0)
+    page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
+                           "?.getAttribute('data-status') === 'busy'", timeout=30_000)
+    seen = {"running": nb.js("return kernel.status;")}
+    for name, call in [("kernel_info", "kernel.requestKernelInfo()"),
+                       ("complete", "kernel.requestComplete({code: 'impo', cursor_pos: 4})"),
+                       ("comm_info", "kernel.requestCommInfo({})")]:
+        nb.js(f"await {call}; return true;")
+        time.sleep(0.3)
+        seen[name] = nb.js("return kernel.status;")
+    assert nb.is_running(0)
+    assert set(seen.values()) == {"busy"}, seen
+    nb.wait_done(0, 30)
+    page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
+                           "?.getAttribute('data-status') === 'idle'", timeout=30_000)
