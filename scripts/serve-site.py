@@ -191,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     server = make_server(args.dir, args.port, not args.no_isolation, throttle)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"Serving {args.dir} at {url}", flush=True)
-    print(f"  notebook: {url}lab/index.html?path=concurrency-demo.ipynb", flush=True)
-    print(f"  embed:    {url}embed.html", flush=True)
+    if args.dir.resolve() == DEFAULT_DIR.resolve():
+        print(f"  notebook: {url}lab/index.html?path=concurrency-demo.ipynb", flush=True)
+        print(f"  embed:    {url}embed.html", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
