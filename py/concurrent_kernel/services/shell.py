@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
-import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -160,7 +158,9 @@ class KernelShell(InteractiveShell):
         interrupt cancelled an await; the kernel's, anyio's and the event loop's frames are left out.
 
         Why leave them out: they say nothing about the user's code, and formatting them cost ~40 ms per interrupt
-        of an awaiting cell here.
+        of an awaiting cell here. Like any traceback, the first one of a process costs more (stack_data scans the
+        loaded modules, pygments compiles its lexer): warming that up in the background was measured to slow the
+        interrupt of a busy cell (GIL contention) and costs ~4 MB, so it is not done.
         """
         execution = current_execution.get()
         etype, evalue, tb = exc_tuple if exc_tuple is not None else sys.exc_info()
@@ -209,9 +209,6 @@ class KernelShell(InteractiveShell):
         if "" not in sys.path:  # as ipykernel: imports follow the cwd, also after os.chdir
             sys.path.insert(0, "")
         debugging.install(kernel)
-        if kernel is not None and kernel.use_threads:
-            threading.Thread(target=_warm_up_when_a_cell_runs_long, args=(kernel,), name="traceback warm-up",
-                             daemon=True).start()
         return shell
 
 
@@ -235,34 +232,6 @@ _AWAIT_HINT = (
 def _add_note_once(exc: BaseException, note: str) -> None:
     if note not in getattr(exc, "__notes__", ()):
         exc.add_note(note)
-
-
-def _warm_up_when_a_cell_runs_long(kernel: Kernel, tick: float = 0.2) -> None:
-    """Warm the traceback formatter up once a cell has run for a while (it is seen on two ticks in a row), so an
-    interrupt of it is not delayed by the first-traceback cost. Not at start-up: the formatter's modules cost
-    ~4 MB of memory that a kernel whose cells never run long or fail never needs. Costs nothing per cell."""
-    seen: set[int] = set()
-    while not kernel.closed:
-        time.sleep(tick)
-        now = {id(execution) for execution in list(kernel.executions)}
-        if now & seen:
-            _warm_up_tracebacks()
-            return
-        seen = now
-
-
-def _warm_up_tracebacks() -> None:
-    """Format one throwaway traceback off the main thread, with a formatter of its own: the first traceback of a
-    process imports stack_data and compiles pygments' Python lexer (measured 100-200 ms)."""
-    try:
-        from IPython.core.ultratb import VerboseTB
-
-        try:
-            raise KeyboardInterrupt
-        except KeyboardInterrupt as exc:
-            VerboseTB().structured_traceback(KeyboardInterrupt, exc, exc.__traceback__)
-    except Exception:  # only a warm-up: the real formatting reports its own errors
-        pass
 
 
 def _kernel_dirs() -> tuple[str, ...]:
