@@ -356,6 +356,8 @@ def table(results: dict[str, dict[str, list[tuple[float, bool]]]], rounds: int) 
         "|---|---|---|---|---|",
     ]
     for metric, target in TARGETS.items():
+        if metric not in results["concurrent"] or metric not in results["ipykernel"]:
+            continue  # not measured in this run (--only)
         ours, theirs = results["concurrent"][metric], results["ipykernel"][metric]
         a = statistics.median(v for v, _ in ours)
         b = statistics.median(v for v, _ in theirs)
@@ -368,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of both kernels (default 3)")
     parser.add_argument("--json", type=Path, default=None, help="also write raw per-round results here")
+    parser.add_argument("--only", choices=["interrupt"], default=None,
+                        help="measure only these rows (interrupt: the three interrupt rows)")
     args = parser.parse_args(argv)
     results: dict[str, dict[str, list[tuple[float, bool]]]] = {k: {} for k in KERNELS}
     begun = time.perf_counter()
@@ -377,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             order = KERNELS if rnd % 2 == 0 else tuple(reversed(KERNELS))
             for name in order:
                 t0 = time.perf_counter()
-                for metric, value in measure(name, specs).items():
+                for metric, value in measure(name, specs, args.only).items():
                     results[name].setdefault(metric, []).append(value)
                 print(f"round {rnd + 1}/{args.rounds} {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     print(table(results, args.rounds))
