@@ -286,6 +286,21 @@ def test_fatal_error_traceback_reaches_the_terminal(kernels_dir: Path, tmp_path:
         km.cleanup_resources()
 
 
+def test_kernel_started_with_stdout_closed_runs_without_fd_capture(kernels_dir: Path, tmp_path: Path) -> None:
+    spec = json.loads((kernels_dir / spec_name("trio") / "kernel.json").read_text())
+    spec["argv"] = ["sh", "-c", 'exec "$0" "$@" >&-', *spec["argv"]]
+    (tmp_path / "closed").mkdir()
+    (tmp_path / "closed" / "kernel.json").write_text(json.dumps(spec))
+    km, kc = start_kernel(tmp_path, "closed")
+    try:
+        reply, msgs = execute(kc, "import threading\nt = threading.Thread(target=print, args=('still here',))\n"
+                                  "t.start(); t.join()")
+        assert reply["content"]["status"] == "ok"
+        assert streams(msgs) == [("stdout", "still here\n")]
+    finally:
+        stop_kernel(km, kc)
+
+
 def test_capture_can_be_turned_off(kernels_dir: Path, tmp_path: Path) -> None:
     spec = json.loads((kernels_dir / spec_name("asyncio") / "kernel.json").read_text())
     spec["argv"].append("--Kernel.capture_fd_output=False")

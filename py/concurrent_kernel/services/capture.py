@@ -11,9 +11,9 @@ Three mechanisms, each as small as the platform allows:
   `concurrent_kernel.set_parent` / `reset_parent`.
 - **fd 1 and 2** become pipes (the originals are kept as duplicates, for the kernel's own logs); a reader thread
   sends what arrives to the newest running cell (or the last one, once none runs). A print first drains what is
-  already in the pipes (looked at every 200 us at most, before every print while OS-level output flows), and every
+  already in the pipes (looked at every 500 us at most, before every print while OS-level output flows), and every
   flush (before each message, and before a request's idle) does too, so a child's output lands in order with the
-  cell's prints and before its idle. The one gap: a raw write to fd 1/2 by the kernel process itself within 200 us
+  cell's prints and before its idle. The one gap: a raw write to fd 1/2 by the kernel process itself within 500 us
   of a print, while no OS-level output came for half a second, may follow the print.
 - **Forked children** (multiprocessing's fork start method) inherit the kernel's `sys.stdout`; after the fork it
   writes straight to fd 1/2, which the parent captures.
@@ -153,9 +153,10 @@ def newest_cell(executions: set[Any]) -> Message | None:
 
 # ---------------------------------------------------------------------------------------------- fd capture
 
-#: Between two prints, look at the pipes at most this often (a poll costs about as much as a print; a child
-#: process takes far longer than this to start, so its output is never missed) ...
-DRAIN_EVERY = 200e-6
+#: Between two prints, look at the pipes at most this often: each look is a system call that hands the GIL to
+#: other threads (every 200 us cost a 200,000-line print loop 4% CPU); starting a child process and waiting for it
+#: takes longer than this, so a child's output is never overtaken ...
+DRAIN_EVERY = 500e-6
 #: ... except while OS-level output keeps coming: then before every print.
 HOT_FOR = 0.5
 PIPE_SIZE = 1 << 20
@@ -189,8 +190,11 @@ class FdCapture:
         for stream in (sys.__stdout__, sys.__stderr__):
             with contextlib.suppress(Exception):
                 stream.flush()  # type: ignore[union-attr]
+        for fd in (1, 2):
+            os.fstat(fd)  # OSError when closed: os.pipe() could then hand out 1 or 2 itself
         for name, fd in (("stdout", 1), ("stderr", 2)):
             saved = os.dup(fd)
+            self._saved[fd] = saved
             read_end, write_end = os.pipe()
             with contextlib.suppress(OSError, AttributeError):
                 import fcntl
@@ -199,7 +203,6 @@ class FdCapture:
             os.dup2(write_end, fd)
             os.close(write_end)
             os.set_blocking(read_end, False)
-            self._saved[fd] = saved
             self._pipes.append((name, read_end, codecs.getincrementaldecoder("utf-8")("replace")))
             self._poll.register(read_end, select.POLLIN)
             self._drain_poll.register(read_end, select.POLLIN)
@@ -210,7 +213,7 @@ class FdCapture:
         self._wake_r, self._wake_w = os.pipe()
         self._poll.register(self._wake_r, select.POLLIN)
         self._streams.fds_captured = True
-        self._streams.drain = self.drain
+        self._streams.set_drain(self.drain)
         # A fatal error's traceback (PYTHONFAULTHANDLER, -X faulthandler) must reach the terminal: the reader dies
         # with the process, so what goes into the pipes then is lost.
         if faulthandler.is_enabled():
@@ -240,7 +243,7 @@ class FdCapture:
             if fd in ready:
                 try:
                     count = os.readv(fd, [self._chunk])
-                except (BlockingIOError, InterruptedError):
+                except OSError:  # nothing there after all (another reader was first), or closed at shutdown
                     continue
                 if count:
                     self._streams.write_to(self._parent_for(), name, decoder.decode(self._view[:count]))
@@ -266,13 +269,13 @@ class FdCapture:
             log.exception("fd capture stopped")
 
     def stop(self) -> None:
-        """Read what is left, give fd 1/2 back their originals, end the reader."""
-        if self._thread is None:
+        """Read what is left, give fd 1/2 back their originals, end the reader (also after a failed start)."""
+        if self._thread is None and not self._saved:
             return
         for stream in (sys.__stdout__, sys.__stderr__):
             with contextlib.suppress(Exception):
                 stream.flush()  # type: ignore[union-attr]
-        self._streams.drain = None
+        self._streams.set_drain(None)
         with self._lock:
             self._read_ready({fd for _, fd, _ in self._pipes})
         self._streams.fds_captured = False
@@ -283,17 +286,18 @@ class FdCapture:
             with contextlib.suppress(Exception):
                 faulthandler.enable(file=sys.__stderr__, all_threads=True)
         self._stopping = True
-        os.write(self._wake_w, b"x")
-        self._thread.join(timeout=2)
-        self._thread = None
+        if self._thread is not None:
+            os.write(self._wake_w, b"x")
+            self._thread.join(timeout=2)
+            self._thread = None
         for terminal in self.terminal.values():
             with contextlib.suppress(Exception):
                 terminal.flush()
-        for _, fd, _ in self._pipes:
-            os.close(fd)
-        for fd in (*self._saved.values(), self._wake_r, self._wake_w):
-            os.close(fd)
+        for fd in (*(fd for _, fd, _ in self._pipes), *self._saved.values(), self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
         self._pipes, self._saved, self.terminal = [], {}, {}
+        self._wake_r = self._wake_w = -1
 
 
 # ---------------------------------------------------------------------------------------------- the service
@@ -318,9 +322,15 @@ class Capture:
         install_thread_parents()
         _watch_forks(streams)
         if self._want_fds:
-            self.fds = FdCapture(streams, self.newest_cell)
-            self.fds.start()
-            self._keep_logs_on_terminal(self.fds.terminal)
+            fds = FdCapture(streams, self.newest_cell)
+            try:
+                fds.start()
+            except OSError as exc:  # e.g. started with fd 1 or 2 closed: run on, without fd capture
+                fds.stop()
+                log.warning("OS-level output is not captured into cells: %s", exc)
+                return
+            self.fds = fds
+            self._keep_logs_on_terminal(fds.terminal)
 
     def newest_cell(self) -> Message | None:
         return newest_cell(self._kernel.executions)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import math
 import os
 import threading
 import time
@@ -47,7 +48,7 @@ class StreamBuffer:
         #: Reads OS-level output waiting in the captured fds into this buffer; returns seconds until the next
         #: check is worth it (0 while such output keeps coming). Set by the capture service when it captures fds.
         self.drain: Callable[[], float] | None = None
-        self._drain_due = 0.0
+        self._drain_due = math.inf
         #: fd numbers by stream name once writes go straight to the OS (a forked child; see after_fork_in_child).
         self._direct: dict[str, int] | None = None
         #: True while fd 1/2 are captured into this buffer: OutStream.fileno() then names them.
@@ -64,10 +65,11 @@ class StreamBuffer:
         if parent is None and self.fallback_parent is not None:
             parent = self.fallback_parent()
         now = time.monotonic()
-        drain = self.drain
-        if drain is not None and now >= self._drain_due:
-            # OS-level output already in the pipes was written before this text: take it first, to keep order.
-            self._drain_due = now + drain()
+        if now >= self._drain_due:  # never true without a drain: one comparison per write either way
+            drain = self.drain
+            if drain is not None:
+                # OS-level output already in the pipes was written before this text: take it first, in order.
+                self._drain_due = now + drain()
         self._append(parent, name, text, now)
 
     def write_to(self, parent: dict[str, Any] | None, name: str, text: str) -> None:
@@ -99,13 +101,18 @@ class StreamBuffer:
         while data:
             data = data[os.write(fd, data):]
 
+    def set_drain(self, drain: Callable[[], float] | None) -> None:
+        """Install (or remove, with None) the function that reads captured OS-level output into this buffer."""
+        self.drain = drain
+        self._drain_due = 0.0 if drain is not None else math.inf
+
     def after_fork_in_child(self) -> None:
         """In a forked child (multiprocessing): the kernel's sockets and threads are not ours. Write straight to
         fd 1/2 instead (captured by the parent kernel when it captures fds); text buffered at fork time belongs to
         the parent, which still sends it."""
         self._lock = threading.RLock()
         self._segments, self._chars = [], 0
-        self.drain = None
+        self.set_drain(None)
         self._direct = {"stdout": 1, "stderr": 2}
 
     @property
