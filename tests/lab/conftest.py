@@ -68,6 +68,10 @@ def running_lab_server(base: Path, server_config: dict[str, Any] | None = None) 
     config_dir.mkdir()
     if server_config:
         (config_dir / "jupyter_server_config.json").write_text(json.dumps(server_config))
+    # No "official Jupyter news?" question over the page (it would sit in every screenshot).
+    notification = base / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     token = uuid.uuid4().hex
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
