@@ -365,3 +365,23 @@ def test_execute_reply_metadata_says_when_it_started(kernel: Kernel) -> None:
     ended = ended if isinstance(ended, datetime) else datetime.fromisoformat(ended)
     assert 0.15 <= (ended - started).total_seconds() < 10
     assert reply["metadata"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nbclient_stops_at_a_failing_repr(kernels_dir: Path, backend: str) -> None:
+    """What stop_on_error buys a user: nbclient raises at the cell whose result could not be shown and runs
+    nothing after it."""
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(BAD_HTML + "BadHtml()"), nbformat.v4.new_code_cell("print('not run')")]
+    ksm = KernelSpecManager(kernel_dirs=[str(kernels_dir)], ensure_native_kernel=False)
+    client = NotebookClient(nb, kernel_name=spec_name(backend), timeout=60, kernel_manager_class=KernelManager)
+    client.km = client.create_kernel_manager()
+    client.km.kernel_spec_manager = ksm
+    with pytest.raises(CellExecutionError, match="bad html"):
+        client.execute()
+    assert nb.cells[1].outputs == []
