@@ -88,6 +88,10 @@ def test_notebook_folder_is_cwd_and_files_go_both_ways(
     assert not [o for o in out if o["output_type"] == "error"], dump(out)
     assert _read(page, "data/written.txt") == "written by python"
     assert _read(page, "data/made/inner/x.txt") == "deep"
+    # ... and the file browser lists it.
+    page.evaluate("async () => { await window.jupyterapp.commands.execute('filebrowser:go-to-path',"
+                  " {path: '/data'}); }")
+    page.locator(".jp-DirListing-itemText", has_text="written.txt").first.wait_for(timeout=30_000)
     out = nb.run_and_wait(3)
     assert out and out[0]["data"]["text/plain"] == "True", dump(out)
 
