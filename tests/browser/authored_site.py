@@ -30,6 +30,9 @@ SHIPPED_DEP = "ck-shipped-dep"
 INDEX_ONLY = "ck-index-demo"
 DIST_ONLY = "ck-dist-demo"
 
+#: jupyterlite-pyodide-kernel's piplite addon (its entry point name), disabled to build as if it were not installed.
+STOCK_PIPLITE = "jupyterlite-pyodide-kernel-piplite"
+
 _built: dict[bool, Path] = {}
 
 
@@ -87,7 +90,7 @@ def build(stock_piplite: bool = True) -> Path:
     exts = [str(ROOT / "ts" / "labextension"), str(LABEXT / "@jupyter-widgets" / "jupyterlab-manager")]
     (lite / "jupyter_lite_config.json").write_text(json.dumps({
         "LiteBuildConfig": {"federated_extensions": exts, "ignore_sys_prefix": True, "contents": ["contents"],
-                            "no_sourcemaps": True, "disable_addons": [] if stock_piplite else ["jupyterlite-pyodide-kernel-piplite"]},
+                            "no_sourcemaps": True, "disable_addons": [] if stock_piplite else [STOCK_PIPLITE]},
         "PipliteAddon": {"piplite_urls": [str(shipped)]},
     }))
     (lite / "jupyter-lite.json").write_text(json.dumps({
