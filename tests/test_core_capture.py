@@ -164,3 +164,34 @@ async def test_stream_compatibility_surface(client):
     assert reply["content"]["status"] == "ok", reply
     text = "".join(m["content"]["text"] for m in of_type(outputs, "stream"))
     assert text == "utf-8 strict False True\nbytes é\nno fd in-process\nelsewhere execute_request\n"
+
+
+def test_thread_start_wrapper_is_shared_and_leaves_threads_as_they_were():
+    """Kernels in one process share the wrappers (the last one out removes them); a start that fails leaves the
+    thread object untouched."""
+    import threading
+
+    from concurrent_kernel._context import current_parent
+    from concurrent_kernel.services import capture
+
+    original = threading.Thread.start
+    capture.install_thread_parents()
+    capture.install_thread_parents()
+    try:
+        token = current_parent.set({"header": {"msg_id": "cell"}})
+        try:
+            seen = []
+            thread = threading.Thread(target=lambda: seen.append(current_parent.get()))
+            thread.start()
+            thread.join()
+            assert seen == [{"header": {"msg_id": "cell"}}]
+            with pytest.raises(RuntimeError):
+                thread.start()
+            assert "run" not in vars(thread)
+        finally:
+            current_parent.reset(token)
+        capture.uninstall_thread_parents()
+        assert threading.Thread.start is not original
+    finally:
+        capture.uninstall_thread_parents()
+    assert threading.Thread.start is original

@@ -65,7 +65,12 @@ def _start_with_parent(self: threading.Thread) -> None:
 
         self.run = run_with_parent  # type: ignore[method-assign]
     assert _original_start is not None
-    _original_start(self)
+    try:
+        _original_start(self)
+    except BaseException:  # not started (started twice, no thread left): leave the object as it was
+        if parent is not None:
+            vars(self).pop("run", None)
+        raise
 
 
 def _call_with_parent(parent: Message, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
