@@ -217,14 +217,19 @@ def cold_trial(
         try:
             context.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
             context.add_init_script(_WATCH)
+            later_sync: list[str] = []  # imports that had to fetch the later files themselves
+            context.on("console", lambda m: later_sync.append(m.text) if "fetching the later files" in m.text else None)
             page = context.pages[0] if context.pages else context.new_page()
             for run in ("cold", "warm"):
                 if run == "cold":
+                    sent_before = served.total
                     page.goto(repl, wait_until="commit")
                 else:
                     page.wait_for_timeout(settle * 1000)  # a reader reads; caches are written
+                    sent_before = served.total
                     page.reload(wait_until="commit")
                 took = _wait_result(page, timeout)
+                sent = served.total - sent_before  # what crossed the link until the result showed
                 if took is None:  # counted as the timeout and marked in the table
                     out["timeouts"] = out.get("timeouts", 0) + 1
                     took = timeout
@@ -232,7 +237,7 @@ def cold_trial(
                 entries = [e for e in served.since(origin) if e.start <= origin + took]
                 out[run] = {
                     "s": took,
-                    "bytes": sum(e.nbytes for e in entries),
+                    "bytes": sent,
                     "requests": len(entries),
                     "served": [
                         {
@@ -250,6 +255,7 @@ def cold_trial(
         finally:
             context.close()
     assert not [u for u in outside if not u.startswith(("data:", "blob:"))], f"non-local requests: {outside[:5]}"
+    out["later_sync"] = later_sync
     return out
 
 
@@ -385,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mbit", type=float, default=40.0, help="--cold: bandwidth of the throttled server")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="--cold: delay per request, throttled server")
     parser.add_argument("--site", type=Path, default=ROOT / "lite-site" / "_output", help="the built site to serve")
-    parser.add_argument("--settle", type=float, default=3.0, help="--cold: seconds between the result and reload")
+    parser.add_argument("--settle", type=float, default=5.0, help="--cold: seconds between the result and reload")
     args = parser.parse_args(argv)
     globals()["SITE"] = args.site.resolve()
     if args.cold:

@@ -80,6 +80,11 @@ class ServeLog:
     def __init__(self) -> None:
         self.entries: list[Served] = []
         self.lock = threading.Lock()
+        self.total = 0  # body bytes sent so far, all responses
+
+    def sent(self, nbytes: int) -> None:
+        with self.lock:
+            self.total += nbytes
 
     def since(self, t0: float) -> list[Served]:
         with self.lock:
@@ -120,6 +125,8 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
             outputfile.write(data)
             if self._entry is not None:
                 self._entry.nbytes += len(data)
+            if self.served is not None:
+                self.served.sent(len(data))
         if self._entry is not None:
             self._entry.end = time.time()
 

@@ -79,3 +79,41 @@ def test_next_notebook_gets_a_warmed_spare(page: Any, base_url: str) -> None:
     assert timings["warmUpCells"] > 0 and timings["warmUp"] <= timings["init"], timings
     out = second.run_and_wait(0)
     assert out[0]["data"]["text/plain"] == "2" and out[0]["execution_count"] == 1, dump(out)
+
+
+def test_later_files_come_when_an_import_needs_them(browser: Any, base_url: str) -> None:
+    """The files a first result does not need load in the background, after the first cell; an import of one of
+    their modules before they arrive fetches them at once; completions (jedi's stubs) wait for them."""
+    context = browser.new_context(service_workers="block")  # so context.route sees the worker's requests
+    requests: list[str] = []
+
+    def background_fails(route: Any) -> None:
+        requests.append(route.request.resource_type)
+        if route.request.resource_type == "fetch":
+            route.abort()  # the background load: the import below must not depend on it
+        else:
+            route.continue_()  # the import's own synchronous fetch (XHR)
+
+    context.route("**/pyodide/ck-site-packages-later.bin.gz", background_fails)
+    logs: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda msg: logs.append(msg.text))
+        open_lab(page, base_url)
+        nb = new_notebook(
+            page,
+            "later-files-test.ipynb",
+            [
+                "import sys\nfresh = 'pygments.lexers.rust' not in sys.modules\nimport pygments.lexers.rust\n"
+                "print(fresh, pygments.lexers.rust.RustLexer.name)"
+            ],
+        )
+        assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
+        out = nb.run_and_wait(0, 120)
+        assert "True Rust" in output_text(out), dump(out)
+        assert "xhr" in requests, requests
+        assert any("importing pygments" in line and "fetching the later files" in line for line in logs), logs
+        reply = nb.js("return (await kernel.requestComplete({code: 'import jso', cursor_pos: 10})).content;")
+        assert reply["status"] == "ok" and "json" in reply["matches"], reply
+    finally:
+        context.close()

@@ -8,6 +8,8 @@
 //                            first cells import (found by running a throwaway kernel in a second interpreter);
 //   ck-site-packages.bin.gz  the installed files (a snapshot holds memory, not Emscripten's file system): a
 //                            little-endian u32 header length, a JSON header [[path, size], ...], then the bytes;
+//                            only what a kernel may read before its first result;
+//   ck-site-packages-later.bin.gz  the rest, same format (modules not imported yet, jedi's type stubs);
 // and adds a "snapshot" entry to ck-manifest.json. The worker falls back to installing the wheels if the snapshot
 // cannot be used (for example a different Pyodide build).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -54,6 +56,9 @@ async def _first_cells():
   return JSON.parse(await fn.callPromising());
 }
 
+/** Modules the worker imports when it starts a kernel (besides the warm-up's), so they come with the snapshot. */
+const KERNEL_START = ['concurrent_kernel.services.packages'];
+
 const t0 = Date.now();
 const warm = await modulesOfAFirstCell();
 const py = await load(true);
@@ -61,7 +66,7 @@ const failed = JSON.parse(
   py.runPython(`
 import importlib, json, sys
 _failed = []
-for _name in ${JSON.stringify([...manifest.imports, 'concurrent_kernel.callback_transport', ...warm])}:
+for _name in ${JSON.stringify([...manifest.imports, 'concurrent_kernel.callback_transport', ...KERNEL_START, ...warm])}:
     try:
         importlib.import_module(_name)
     except BaseException as _e:
@@ -97,11 +102,39 @@ const files = [];
     else if (py.FS.isFile(mode) && !frontEndOnly.has(full)) files.push([full, py.FS.readFile(full)]);
   }
 })(sitePackages);
-const header = Buffer.from(JSON.stringify(files.map(([p, b]) => [p, b.length])));
-const sizes = Buffer.alloc(4);
-sizes.writeUInt32LE(header.length);
-const bundle = gzipSync(Buffer.concat([sizes, header, ...files.map(([, b]) => b)]));
-writeFileSync(join(dir, 'ck-site-packages.bin.gz'), bundle);
+// Split in two: what a kernel may read before its first result (the sources of the modules already imported, for
+// tracebacks and inspection; data files; metadata), and what it reads only later: modules nobody imported yet
+// and jedi's type stubs (completions). The worker loads the second bundle in the background; an import that
+// needs it first fetches it synchronously, and completion requests wait for it.
+const imported = new Set(
+  JSON.parse(
+    py.runPython(`
+import json, os, sys
+json.dumps(sorted({os.path.normpath(f) for m in list(sys.modules.values())
+                   if isinstance(f := getattr(m, "__file__", None), str)}))
+`)
+  )
+);
+// Every __init__.py stays: a package directory without one would import as an empty namespace package instead
+// of asking the worker's finder for the later files.
+const isLater = (path) =>
+  (path.endsWith('.py') &&
+    !path.endsWith('/__init__.py') &&
+    !imported.has(path) &&
+    !path.includes('/concurrent_kernel/')) ||
+  path.includes('/jedi/third_party/typeshed/');
+function writeBundle(name, entries) {
+  const header = Buffer.from(JSON.stringify(entries.map(([p, b]) => [p, b.length])));
+  const sizes = Buffer.alloc(4);
+  sizes.writeUInt32LE(header.length);
+  const bundle = gzipSync(Buffer.concat([sizes, header, ...entries.map(([, b]) => b)]), { level: 9 });
+  writeFileSync(join(dir, name), bundle);
+  return bundle.length;
+}
+const firstFiles = files.filter(([p]) => !isLater(p));
+const laterFiles = files.filter(([p]) => isLater(p));
+const bundleBytes = writeBundle('ck-site-packages.bin.gz', firstFiles);
+const laterBytes = writeBundle('ck-site-packages-later.bin.gz', laterFiles);
 
 // Leave no trace of Node in the interpreter state, and reset what JS-side state a snapshot cannot carry.
 py.runPython(`
@@ -117,16 +150,26 @@ import gc; gc.collect()
 const loaded = py._module.__hiwire_get(6);
 for (const key of Object.keys(loaded)) delete loaded[key];
 const snapshot = py.makeMemorySnapshot();
-const packed = gzipSync(snapshot);
+const packed = gzipSync(snapshot, { level: 9 });
 writeFileSync(join(dir, 'ck-snapshot.bin.gz'), packed);
 
-manifest.snapshot = { memory: 'ck-snapshot.bin.gz', files: 'ck-site-packages.bin.gz', modules: warm.length };
+manifest.snapshot = {
+  memory: 'ck-snapshot.bin.gz',
+  files: 'ck-site-packages.bin.gz',
+  later: 'ck-site-packages-later.bin.gz',
+  // Top-level modules with files in the later bundle: only their imports wait for it.
+  laterModules: [
+    ...new Set(laterFiles.map(([p]) => p.slice(sitePackages.length + 1).split('/')[0].replace(/\.py$/, '')))
+  ].sort(),
+  modules: warm.length
+};
 // Pyodide files shipped gzipped beside the originals (ts/scripts/build-labextension.sh): the worker fetches those.
 manifest.gzipped = ['pyodide.asm.wasm', 'pyodide.asm.mjs'].filter((f) => existsSync(join(dir, `${f}.gz`)));
 writeFileSync(manifestPath, JSON.stringify(manifest, null, 1));
 console.log(
   `[snapshot] ${(snapshot.length / 1e6).toFixed(1)} MB memory (${(packed.length / 1e6).toFixed(1)} MB gzip), ` +
-    `${files.length} files (${(bundle.length / 1e6).toFixed(1)} MB gzip), ` +
+    `${firstFiles.length} files (${(bundleBytes / 1e6).toFixed(1)} MB gzip) + ${laterFiles.length} later ` +
+    `(${(laterBytes / 1e6).toFixed(1)} MB gzip), ` +
     `${warm.length} modules of a first cell imported` +
     (failed.length ? ` (${failed.length} could not be: ${failed.slice(0, 3).join('; ')})` : '') +
     ` in ${((Date.now() - t0) / 1000).toFixed(1)} s`

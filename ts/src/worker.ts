@@ -48,13 +48,20 @@ interface IPyodide {
   version: string;
   _api: { lockfile_packages: Record<string, { file_name: string }> };
 }
+interface ISnapshotFiles {
+  memory: string;
+  files: string;
+  /** The files a kernel reads only after its first result (make_snapshot.mjs), and their top-level modules. */
+  later?: string;
+  laterModules?: string[];
+}
 interface IManifest {
   packages: string[];
   imports: string[];
   /** Wheel files the site ships beside the lock; the lock's other entries are the Pyodide distribution's. */
   shipped?: string[];
   /** Written by ts/scripts/make_snapshot.mjs (file names relative to indexURL). */
-  snapshot?: { memory: string; files: string };
+  snapshot?: ISnapshotFiles;
   /** Pyodide files the site also ships gzipped, as NAME.gz (a host need not compress them). */
   gzipped?: string[];
 }
@@ -215,6 +222,9 @@ def _ck_start(js_send, js_input, services_json):
 `;
 
 function sendOut(msgJson: string, buffers: Uint8Array[] | null | undefined): void {
+  if (!later.requested && msgJson.includes('"execute_reply"')) {
+    setTimeout(loadLaterFiles, 0);
+  }
   const out: ArrayBuffer[] = [];
   for (const b of buffers ?? []) {
     const copy = new Uint8Array(b.byteLength);
@@ -255,6 +265,10 @@ function inputRequest(msgJson: string): string {
 }
 
 function deliver(msgJson: string, buffers: ArrayBuffer[]): void {
+  if (!later.written && msgJson.includes('complete_request') && msgTypeOf(msgJson) === 'complete_request') {
+    later.held.push({ msgJson, buffers }); // completions read jedi's type stubs: they come with the later files
+    return;
+  }
   const bufs = buffers.map(b => new Uint8Array(b));
   try {
     const r = receive!;
@@ -266,6 +280,14 @@ function deliver(msgJson: string, buffers: ArrayBuffer[]): void {
     }
   } catch (err) {
     reportHandlerError(msgJson, err);
+  }
+}
+
+function msgTypeOf(msgJson: string): string | undefined {
+  try {
+    return (JSON.parse(msgJson) as { header?: { msg_type?: string } }).header?.msg_type;
+  } catch {
+    return undefined;
   }
 }
 
@@ -413,7 +435,7 @@ async function fetchBytes(url: string, timings: Record<string, number>, name: st
  */
 async function restoreSnapshot(
   base: string,
-  snapshot: { memory: string; files: string },
+  snapshot: ISnapshotFiles,
   timings: Record<string, number>
 ): Promise<IPyodide> {
   const memory = fetchBytes(base + snapshot.memory, timings, 'memory');
@@ -436,7 +458,138 @@ async function restoreSnapshot(
   timings.snapshot = elapsed();
   writeFiles(py, await files);
   timings.files = elapsed();
+  if (snapshot.later) {
+    awaitLaterFiles(py, base + snapshot.later, snapshot.laterModules ?? [], timings);
+  }
   return py;
+}
+
+/**
+ * The later file bundle: fetched once a kernel has started (not beside the app and the snapshot, which the first
+ * result needs) and written when it arrives; until then an import of one of its modules fetches it synchronously.
+ */
+const later = {
+  url: '',
+  written: true,
+  requested: false,
+  py: null as IPyodide | null,
+  done: null as IPyProxy | null,
+  held: [] as Array<{ msgJson: string; buffers: ArrayBuffer[] }>,
+  timings: {} as Record<string, number>
+};
+
+/**
+ * Python side of the later files: a finder consulted after every other (so only by imports that found nothing)
+ * that, for a module of the later bundle, has it written at once (fetched synchronously if it has not arrived)
+ * and looks again. Returns the function that removes it once the files are written.
+ */
+const LATER_GLUE = `
+def _ck_later_files(fetch_sync, write, top_level_json):
+    import importlib, importlib.machinery, json, sys, zlib
+    from pyodide.ffi import to_js
+
+    top_level = frozenset(json.loads(top_level_json))
+
+    class LaterFiles:
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name.partition(".")[0] not in top_level:
+                return None
+            try:
+                data = fetch_sync(name)
+            except Exception as e:
+                raise ImportError(f"{name}: the kernel's files for it could not be fetched ({e})", name=name) from None
+            if data is not None:
+                raw = data.to_bytes()
+                write(to_js(zlib.decompress(raw, 31) if raw[:2] == b"\\x1f\\x8b" else raw))
+            done()
+            return importlib.machinery.PathFinder.find_spec(name, path, target)
+
+    def done():
+        if LaterFiles in sys.meta_path:
+            sys.meta_path.remove(LaterFiles)
+        importlib.invalidate_caches()
+
+    sys.meta_path.append(LaterFiles)
+    return done
+
+_ck_later_files
+`;
+
+function awaitLaterFiles(py: IPyodide, url: string, modules: string[], timings: Record<string, number>): void {
+  Object.assign(later, { url, written: false, py, timings });
+  const install = py.runPython(LATER_GLUE) as IPyProxy;
+  try {
+    later.done = install(fetchLaterSync, writeLaterSync, JSON.stringify(modules)) as IPyProxy;
+  } finally {
+    install.destroy();
+  }
+}
+
+/** When the later files are fetched if no cell has answered by then (ms after the kernel started). */
+const LATER_FILES_DELAY_MS = 3000;
+
+function loadLaterFiles(): void {
+  if (later.written || later.requested) {
+    return;
+  }
+  later.requested = true;
+  const py = later.py!;
+  fetchBytes(later.url, later.timings, 'later files').then(
+    data => {
+      if (!later.written) {
+        writeFiles(py, data);
+        laterWritten();
+      }
+    },
+    err => {
+      // Imports still fetch them synchronously; completions go ahead without them.
+      log('warn', `the later files did not load in the background (${String(err)})`);
+      later.held.splice(0).forEach(m => deliver(m.msgJson, m.buffers));
+    }
+  );
+}
+
+function fetchLaterSync(module: string): Uint8Array | null {
+  if (later.written) {
+    return null;
+  }
+  log('info', `importing ${module}: fetching the later files now`);
+  const xhr = new XMLHttpRequest();
+  xhr.open('GET', later.url, false);
+  xhr.responseType = 'arraybuffer';
+  xhr.send();
+  if (xhr.status !== 200) {
+    throw new Error(`HTTP ${xhr.status} for ${later.url}`);
+  }
+  later.timings.laterFetchedSync = elapsed();
+  return new Uint8Array(xhr.response as ArrayBuffer);
+}
+
+function writeLaterSync(bytes: Uint8Array): void {
+  if (!later.written) {
+    writeFiles(later.py!, bytes);
+    laterWritten();
+  }
+}
+
+/** Called once the later files are on disk: drop the finder, then deliver the completions that waited. */
+function laterWritten(): void {
+  later.written = true;
+  later.timings.laterFiles = elapsed();
+  setTimeout(() => {
+    // Not from inside Python (the sync path runs in an import): the finder is removed, then messages flow.
+    const done = later.done;
+    later.done = null;
+    if (done) {
+      try {
+        done();
+      } finally {
+        done.destroy();
+      }
+    }
+    later.held.splice(0).forEach(m => deliver(m.msgJson, m.buffers));
+  }, 0);
 }
 
 /**
@@ -665,6 +818,8 @@ async function start(opts: IInitOptions): Promise<void> {
     for (const m of pending) {
       deliver(m.msgJson, m.buffers);
     }
+    // The later files once the first cell has answered (or soon anyway): not beside the app's last downloads.
+    setTimeout(loadLaterFiles, LATER_FILES_DELAY_MS);
   } catch (err) {
     failed = true;
     const msg = err instanceof LoadError ? err.message : `concurrent kernel failed while starting the kernel: ${err}`;
