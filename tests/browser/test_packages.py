@@ -138,7 +138,7 @@ def test_offline_page_says_how_to_ship_a_package(browser: Any, base_url: str) ->
         page.set_default_timeout(60_000)
         open_lab(page, base_url)
         nb = new_notebook(page, "offline-test.ipynb", ["import micropip", "%pip install some-package-not-shipped",
-                                                       "import numpy"])
+                                                       "import numpy", "%pip install pandas"])
         assert "Loading micropip from this site" in output_text(nb.run_and_wait(0, 120))
         context.set_offline(True)
         started = time.monotonic()
@@ -153,6 +153,10 @@ def test_offline_page_says_how_to_ship_a_package(browser: Any, base_url: str) ->
         text = output_text(out)
         assert "numpy is a Pyodide distribution package and the page is offline" in text, dump(out)
         assert "pyodideDistUrl" in text and _errors(out)[0]["ename"] == "ModuleNotFoundError", dump(out)
+        out = nb.run_and_wait(3, 60)
+        errors = _errors(out)
+        assert errors and errors[0]["ename"] == "PackageNotAvailable", dump(out)
+        assert "pandas is a Pyodide distribution package and the page is offline" in errors[0]["evalue"], dump(out)
     finally:
         context.close()
     left = [u for u in seen if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in LOCAL_HOSTS]

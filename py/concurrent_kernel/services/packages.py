@@ -160,6 +160,16 @@ async def install(requirements: str | list[str], index_urls: list[str] | None = 
     micropip = await load_micropip()
     if isinstance(requirements, str):
         requirements = [requirements]
+    if _why_no_index() == "the page is offline":
+        # Not even tried: a distribution package would be fetched from the Pyodide CDN, and fail.
+        lock = _lock_packages()
+        for req in requirements:
+            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+            name = canonical(match[1]) if match else ""
+            if name in lock and "://" in str(lock[name].file_name):
+                raise PackageNotAvailable(
+                    f"{name} is a Pyodide distribution package and the page is offline. {HOW_TO_SHIP_DIST}"
+                )
     urls = [*(index_urls or [])] or None
     try:
         await micropip.install(requirements, index_urls=urls, **options)
