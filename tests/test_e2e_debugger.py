@@ -230,6 +230,29 @@ def test_task_and_thread_cells_stop_as_their_own_threads(dap: Dap) -> None:
     assert _finish(dap, task_id)["status"] == "ok" and _finish(dap, thread_id)["status"] == "ok"
 
 
+def test_background_task_stops_as_its_own_thread(dap: Dap) -> None:
+    cell = (
+        "import anyio\n"
+        "from concurrent_kernel import get_kernel\n"
+        "async def worker():\n"
+        "    step = 'in the background'\n"
+        "    print(step)\n"
+        "get_kernel().background.spawn(worker, name='worker')\n"
+    )
+    dap.breakpoint_in_cell(cell, 5)
+    reply, _ = execute(dap.kc, cell)
+    assert reply["content"]["status"] == "ok"
+    thread_id = dap.wait_event("stopped", reason="breakpoint")["body"]["threadId"]
+    names = {t["id"]: t["name"] for t in dap("threads")["body"]["threads"]}
+    assert names[thread_id] == "background worker"
+    assert dap.locals_of(dap.frames(thread_id)[0]["id"]) == {"step": "'in the background'"}
+    # the main loop is not the one stopped: queue cells and comm_info go on
+    reply, msgs = execute(dap.kc, "print('queue cell ran')")
+    assert reply["content"]["status"] == "ok" and "queue cell ran" in stdout_of(msgs)
+    assert request(dap.kc, "comm_info_request", {})[0]["content"]["status"] == "ok"
+    assert dap("continue", {"threadId": thread_id})["success"]
+
+
 def test_breakpoint_in_an_imported_file(dap: Dap, tmp_path: Path) -> None:
     module = tmp_path / "dbg_target_mod.py"
     module.write_text("def triple(x):\n    y = x * 3\n    return y\n")

@@ -215,8 +215,6 @@ class Debugger:
         self.explorer = VariableExplorer()
         self._removed_transforms: list[tuple[int, Any]] = []
         self._event_parent: dict[str, Any] | None = None
-        #: Files loaded with the kernel, before any cell ran: the backend keeps stepping out of them.
-        self.kernel_files: list[str] = []
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             DapCommand.INITIALIZE: self._initialize,
             DapCommand.ATTACH: self._attach,
@@ -239,9 +237,6 @@ class Debugger:
         """Compile cells under their hash-based names (cheap: one hash per cell), so cells defined before the
         panel is opened can still be stopped in."""
         shell.compile = CellFileCompiler()
-        self.kernel_files = sorted(
-            {path for m in list(sys.modules.values()) if isinstance(path := getattr(m, "__file__", None), str)}
-        )
 
     async def handle(self, request: dict[str, Any], parent: dict[str, Any] | None) -> dict[str, Any]:
         """One `debug_request` content (a DAP request) -> the `debug_reply` content (its DAP response)."""

@@ -59,7 +59,6 @@ def debugpy_available() -> bool:
 class DebugpyBackend:
     def __init__(self, debugger: Debugger) -> None:
         self._debugger = debugger
-        self._kernel_files = debugger.kernel_files
         self.started = False
         self._adapter: tuple[str, int] | None = None
         self._sock: socket.socket | None = None
@@ -123,17 +122,16 @@ class DebugpyBackend:
         assert self._adapter is not None
         arguments = dict(request.get("arguments") or {})
         arguments["connect"] = {"host": self._adapter[0], "port": self._adapter[1]}
-        arguments.setdefault("justMyCode", False)
+        # Step through and stop in the user's code only (cells, their own modules); the kernel's own package
+        # is not the user's even when installed from a checkout. Listing every file loaded with the kernel as
+        # excluded instead (as ipykernel does) made debugpy miss breakpoints in background tasks here.
+        arguments.setdefault("justMyCode", True)
+        rules = list(arguments.get("rules") or [])
+        rules.append({"module": "concurrent_kernel", "include": False})
+        arguments["rules"] = rules
         # Only the thread that hits a breakpoint stops, and stepping resumes only it: the kernel stays live.
         arguments["stopAllThreadsOnSuspend"] = False
         arguments["steppingResumesAllThreads"] = False
-        # The kernel's own code (and everything loaded with it) is never stepped into or shown.
-        rules = list(arguments.get("rules") or [])
-        rules += [{"path": path, "include": False} for path in self._kernel_files]
-        rules.append({"module": "concurrent_kernel", "include": False})
-        arguments["rules"] = rules
-        if not arguments["justMyCode"]:
-            arguments.setdefault("debugOptions", ["DebugStdLib"])
         client_seq = request.get("seq", 0)
         initialized = self._initialized
         attach_reply = _Pending(self, {**request, "arguments": arguments})
