@@ -49,12 +49,19 @@ def main() -> None:
     write_spec(kernels, "off", ["--no-debugger"])
     write_spec(kernels, "on", [])
     rows: dict[str, list[float]] = {}
-    for label, name, attach in (("--no-debugger", "off", False), ("offered", "on", False), ("attached", "on", True)):
+    runs = (
+        ("--no-debugger", "off", False, code),
+        ("offered", "on", False, code),
+        ("attached", "on", True, code),
+        # what a thread of its own per cell costs without any tracing (the attached row pays it too)
+        ("--no-debugger, `# thread` cell", "off", False, "# thread\n" + code),
+    )
+    for label, name, attach, source in runs:
         km, kc = start_kernel(kernels, name)
         try:
             if attach:
                 Dap(km, kc).start()
-            rows[label] = round_trips(kc, code, n)
+            rows[label] = round_trips(kc, source, n)
         finally:
             stop_kernel(km, kc)
     base = statistics.median(rows["--no-debugger"])
