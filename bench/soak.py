@@ -111,7 +111,7 @@ class Result:
         return (
             self.complete and self.replies == self.cells and not self.replies_wrong and not self.lines_lost
             and not self.lines_duplicated and self.lines_in_order and not self.lines_misparented
-            and not self.lines_after_idle and self.displays == self.displays_expected
+            and not self.lines_after_idle and not self.lines_split and self.displays == self.displays_expected
             and self.echoes == self.echoes_expected and self.control_replies == self.control_expected
         )
 

@@ -40,8 +40,11 @@ class StreamBuffer:
         self._segments: list[list[Any]] = []
         self._chars = 0
         self._since = 0.0
-        #: A partial last line was kept back by a flush that is not its writer's (see flush_lines).
-        self._tail_held = False
+        #: How long a flush that is not the writer's own keeps a partial last line back (a print() in progress, or
+        #: a prompt / progress dots that will get no newline soon): as ipykernel's flush interval.
+        self.partial_hold = 0.2
+        #: When the partial last line now at the end of the buffer was first kept back (None: none is).
+        self._tail_since: float | None = None
         #: Parent for text written where no request is current (a thread started outside any cell); set by the
         #: capture service to the newest cell, as ipykernel sends such output to the latest request.
         self.fallback_parent: Callable[[], dict[str, Any] | None] | None = None
@@ -134,7 +137,7 @@ class StreamBuffer:
     def flush_lines(self) -> None:
         """The timer's flush, from another thread: whole lines only, so a print() that its writer is in the middle
         of is not cut across two messages (a client that reads each message as lines would lose that line).
-        A partial line is kept back once; at the next tick it goes out as it is (a prompt, progress dots)."""
+        A partial line is kept back up to `partial_hold`, then goes out as it is (a prompt, progress dots)."""
         self._drain_now()
         with self._lock:
             if self._chars:
@@ -146,7 +149,7 @@ class StreamBuffer:
         would cut a print that a running cell is in the middle of."""
         self._drain_now()
         with self._lock:
-            if self._chars and (parent is None or any(seg[0] is parent for seg in self._segments)):
+            if self._chars and (parent is None or any(_same_request(seg[0], parent) for seg in self._segments)):
                 self._flush_locked()
 
     def _drain_now(self) -> None:
@@ -156,21 +159,31 @@ class StreamBuffer:
 
     def _flush_locked(self, keep_tail: bool = False) -> None:
         segments, self._segments, self._chars = self._segments, [], 0
-        held, self._tail_held = self._tail_held, False
+        held_since, self._tail_since = self._tail_since, None
         if keep_tail:
             tail = _cut_partial_line(segments)
             chars = sum(len(t) for seg in tail for t in seg[2])
-            # Kept back when fresh (a newline went out before it, or none was kept yet); not a second time without
-            # a newline since, nor when it is one huge line.
-            if tail and (segments or not held) and chars < self.max_chars:
-                self._segments, self._chars, self._tail_held = tail, chars, True
-                self._since = time.monotonic()
+            now = time.monotonic()
+            # A newline going out now means the tail after it is new; otherwise it is the one kept before.
+            since = now if segments or held_since is None else held_since
+            if tail and now - since < self.partial_hold and chars < self.max_chars:
+                self._segments, self._chars, self._tail_since = tail, chars, since
+                self._since = now
             else:
                 if segments and tail and segments[-1][0] is tail[0][0] and segments[-1][1] == tail[0][1]:
                     segments[-1][2].extend(tail.pop(0)[2])
                 segments += tail
         for parent, name, pieces in segments:
             self._publish(parent, name, "".join(pieces))
+
+
+def _same_request(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a["header"]["msg_id"] == b["header"]["msg_id"])  # type: ignore[index]
+    except (KeyError, TypeError):
+        return False
 
 
 def _cut_partial_line(segments: list[list[Any]]) -> list[list[Any]]:
