@@ -1,7 +1,7 @@
 """Debugger cost: the execute round trip (request -> reply and idle) with --no-debugger, with the debugger offered
 (the default, not started), and with a debug session attached and no breakpoint set.
 
-    python bench/bench_debugger.py [N] [CODE]
+    python bench/bench_debugger.py [N] [CODE] [STARTS]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def round_trips(kc: Any, code: str, n: int) -> list[float]:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
     code = sys.argv[2] if len(sys.argv) > 2 else "x = sum(range(100))"
+    starts_n = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     kernels = Path(tempfile.mkdtemp(prefix="ck-bench-debugger-")) / "kernels"
     write_spec(kernels, "off", ["--no-debugger"])
     write_spec(kernels, "on", [])
@@ -64,6 +65,23 @@ def main() -> None:
             rows[label] = round_trips(kc, source, n)
         finally:
             stop_kernel(km, kc)
+    starts: dict[str, list[float]] = {"--no-debugger": [], "offered": []}
+    for _ in range(starts_n):
+        for label, name in (("--no-debugger", "off"), ("offered", "on")):
+            begin = time.perf_counter()
+            km, kc = start_kernel(kernels, name)
+            try:
+                msg_id = kc.execute("1")
+                wait_reply(kc, msg_id)
+                starts[label].append(time.perf_counter() - begin)
+            finally:
+                stop_kernel(km, kc)
+    print(f"start-up to the first execute reply, {starts_n} starts each (interleaved)")
+    print("| debugger | median s |")
+    print("|---|---|")
+    for label, times in starts.items():
+        print(f"| {label} | {statistics.median(times):.2f} |")
+    print()
     base = statistics.median(rows["--no-debugger"])
     print(f"execute round trip of {code!r}, {n} each after {WARMUP} warm-up")
     print("| debugger | median ms | mean ms | ratio (medians) |")
