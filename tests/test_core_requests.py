@@ -24,6 +24,10 @@ async def test_complete_inspect_is_complete(client):
     assert reply["content"]["cursor_start"] == 0 and reply["content"]["cursor_end"] == 8
     reply, _ = await client.request("shell", "inspect_request", {"code": "os.path", "cursor_pos": 7})
     assert reply["content"]["found"] and "text/plain" in reply["content"]["data"]
+    reply, _ = await client.request("shell", "inspect_request", {"code": "os.path", "cursor_pos": 10})
+    assert reply["content"]["found"], "a cursor past the end means the end of the code"
+    reply, _ = await client.request("shell", "complete_request", {"code": "long_var", "cursor_pos": 11})
+    assert "long_variable_name" in reply["content"]["matches"] and reply["content"]["cursor_end"] == 8
     reply, _ = await client.request("shell", "inspect_request", {"code": "no_such_name", "cursor_pos": 3})
     assert reply["content"]["status"] == "ok" and not reply["content"]["found"]
     reply, _ = await client.request("shell", "is_complete_request", {"code": "for i in x:"})
@@ -106,7 +110,7 @@ async def test_unknown_subshell_is_an_error_and_code_does_not_run(client):
         ("execute_request", {"code": "1", "silent": "yes"}, "'silent' must be bool"),
         ("complete_request", {"code": "x"}, "'cursor_pos'"),
         ("complete_request", {"code": "x", "cursor_pos": "1"}, "'cursor_pos' must be int"),
-        ("complete_request", {"code": "x", "cursor_pos": 99}, "outside the code"),
+        ("complete_request", {"code": "x", "cursor_pos": -1}, "outside the code"),
         ("inspect_request", {"code": "x", "cursor_pos": True}, "'cursor_pos' must be int"),
         ("history_request", {"hist_access_type": "sideways"}, "tail, range or search"),
         ("foo_request", {}, "'foo_request'"),

@@ -287,9 +287,11 @@ class Handlers:
         content = incoming.msg["content"]
         code: str = content["code"]
         cursor_pos: int = content["cursor_pos"]
-        if not 0 <= cursor_pos <= len(code):
+        if cursor_pos < 0:
             raise RequestError("InvalidMessage", f"cursor_pos {cursor_pos} is outside the code (length {len(code)})")
-        return code, cursor_pos
+        # JupyterLab 4.6's inspector was seen asking with a cursor past the end of the code it sent (its editor had
+        # moved on): answer for the end of the code, as ipykernel does, rather than refuse.
+        return code, min(cursor_pos, len(code))
 
     # ------------------------------------------------------------ comms (no reply)
 
