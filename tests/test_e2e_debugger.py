@@ -22,10 +22,12 @@ from e2e_helpers import (
     execute,
     iopub_until_idle,
     request,
+    send,
     spec_name,
     start_kernel,
     stdout_of,
     stop_kernel,
+    wait_for_iopub,
     wait_reply,
     write_kernelspecs,
 )
@@ -180,6 +182,13 @@ def test_breakpoint_variables_step_continue(dap: Dap) -> None:
 
 def test_the_kernel_stays_live_while_a_cell_is_stopped(dap: Dap) -> None:
     kc = dap.kc
+    echo = (
+        "def _echo_target(comm, open_msg):\n"
+        "    comm.on_msg(lambda msg: comm.send({'echo': msg['content']['data']['ping']}))\n"
+        "get_ipython().kernel.comm_manager.register_target('echo', _echo_target)\n"
+    )
+    reply, _ = execute(kc, echo)
+    assert reply["content"]["status"] == "ok", reply["content"]
     dap.breakpoint_in_cell(CELL, 2)
     msg_id = kc.execute(CELL)
     thread_id = dap.wait_event("stopped", reason="breakpoint")["body"]["threadId"]
@@ -189,6 +198,11 @@ def test_the_kernel_stays_live_while_a_cell_is_stopped(dap: Dap) -> None:
     assert reply["content"]["status"] == "ok"
     reply, _ = request(kc, "comm_info_request", {})
     assert reply["content"]["status"] == "ok"
+    # comm messages are handled (on the main loop, which the stopped cell does not hold)
+    send(kc, "comm_open", {"comm_id": "c-echo", "target_name": "echo", "data": {}})
+    ping = send(kc, "comm_msg", {"comm_id": "c-echo", "data": {"ping": 42}})
+    echoed = wait_for_iopub(kc, "comm_msg", ping)
+    assert echoed["content"]["data"] == {"echo": 42}
     task_id = kc.execute("# task\nprint('task ran beside the stopped cell')")
     assert _finish(dap, task_id)["status"] == "ok"
     assert "task ran beside the stopped cell" in stdout_of(iopub_until_idle(kc, task_id))
