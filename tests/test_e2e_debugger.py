@@ -311,7 +311,12 @@ def test_variables_without_a_stop_and_copy_to_globals(dap: Dap) -> None:
 def test_disconnect_returns_cells_to_the_main_loop(dap: Dap) -> None:
     _, msgs = execute(dap.kc, "import threading; print(threading.current_thread().name)")
     assert "(queue)" in stdout_of(msgs)
+    dap.breakpoint_in_cell(CELL, 2)
+    stopped_id = dap.kc.execute(CELL)
+    dap.wait_event("stopped", reason="breakpoint")
+    # turning the debugger off while a cell is stopped lets that cell finish
     assert dap("disconnect", {"restart": False, "terminateDebuggee": False})["success"]
+    assert _finish(dap, stopped_id)["status"] == "ok"
     assert dap("debugInfo")["body"]["isStarted"] is False
     drain(dap.kc)
     _, msgs = execute(dap.kc, "import threading; print(threading.current_thread().name)")
