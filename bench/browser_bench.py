@@ -352,7 +352,7 @@ def main_cold(args: argparse.Namespace) -> int:
             (t for t in trials if t["net"] == "throttled" and t["kernel"] == kernel), key=lambda t: t["cold"]["s"]
         )
         mid = runs[len(runs) // 2]["cold"]
-        gz, br = _compressed_sizes([e["path"] for e in mid["served"] if e["status"] == 200])
+        gz, br = _compressed_sizes([e["path"] for e in mid["served"] if e["status"] == 200 and e["end"] <= mid["s"]])
         print(
             f"\n{KERNELS[kernel]}: {mid['bytes'] / 1e6:.1f} MB served uncompressed; a host that compresses would "
             f"send {gz / 1e6:.1f} MB (gzip) / {br / 1e6:.1f} MB (brotli)"

@@ -320,6 +320,8 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
   let phase = 'fetching the manifest';
   try {
     const base = indexURL.endsWith('/') ? indexURL : indexURL + '/';
+    pyodideScript = import(/* webpackIgnore: true */ base + 'pyodide.mjs'); // with the manifest, not after the snapshot
+    pyodideScript.catch(() => undefined);
     const manifestResp = await fetch(base + 'ck-manifest.json');
     if (!manifestResp.ok) {
       throw new Error(`HTTP ${manifestResp.status} for ${manifestResp.url}`);
@@ -402,8 +404,11 @@ async function loadModuleFactory(
   }
 }
 
+/** pyodide.mjs, imported as the worker starts. */
+let pyodideScript: Promise<{ loadPyodide(options: unknown): Promise<unknown> }> | null = null;
+
 async function loadPyodideFrom(base: string, extra: Record<string, unknown>): Promise<IPyodide> {
-  const mod = await import(/* webpackIgnore: true */ base + 'pyodide.mjs');
+  const mod = await (pyodideScript ?? import(/* webpackIgnore: true */ base + 'pyodide.mjs'));
   if (moduleFactory && !('createPyodideModule' in extra)) {
     extra = { ...extra, createPyodideModule: await moduleFactory };
   }
