@@ -100,3 +100,64 @@ def test_breakpoint_variables_step_continue_task_and_interrupt(
     outputs = nb.wait_done(0)
     assert "KeyboardInterrupt" in output_text(outputs), outputs
     nb.wait_status("idle")
+
+
+_REOPEN = """
+async (path) => {
+  const app = window.jupyterapp;
+  const panel = await app.commands.execute('docmanager:open', {path, factory: 'Notebook'});
+  await panel.context.ready;
+  await panel.sessionContext.ready;
+  return panel.id;
+}
+"""
+
+
+_RUN_AND_READ = """
+async ({id, code}) => {
+  const panel = window.jupyterapp.shell.widgets('main').find(w => w.id === id)
+    || [...window.jupyterapp.shell.widgets('main')].find(w => w.id === id);
+  const kernel = panel.sessionContext.session.kernel;
+  let text = '';
+  const future = kernel.requestExecute({code});
+  future.onIOPub = (msg) => { if (msg.header.msg_type === 'stream') { text += msg.content.text; } };
+  await future.done;
+  return text;
+}
+"""
+
+
+def test_a_reloaded_page_restores_the_stopped_cell(lab_notebook: Callable[..., LabNotebook]) -> None:
+    """debugInfo: after a reload the panel shows the breakpoint and the stopped frame again, and continue works."""
+    nb = lab_notebook(spec_name("asyncio"), cells=[CELL])
+    page = nb.page
+    sel = nb.panel_selector()
+    bug = page.locator(f"{sel} .jp-DebuggerBugButton")
+    page.wait_for_function("(s) => document.querySelector(s)?.getAttribute('aria-disabled') === 'false'",
+                           arg=f"{sel} .jp-DebuggerBugButton")
+    page.wait_for_timeout(1000)
+    if bug.get_attribute("aria-pressed") != "true":
+        bug.click()
+    page.evaluate("() => window.jupyterapp.shell.activateById('jp-debugger-sidebar')")
+    line2 = page.locator(f"{sel} .jp-Cell").nth(0).locator(".cm-breakpoint-gutter .cm-gutterElement").nth(2)
+    line2.wait_for(state="visible")
+    time.sleep(2.0)
+    line2.click()
+    page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
+    nb.run_cell_keyboard(0)
+    _wait_variables(page, "a\n2\nb\n3")
+
+    page.reload()
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
+    page.evaluate("async () => { await window.jupyterapp.started; await window.jupyterapp.restored; }")
+    panel_id = page.evaluate(_REOPEN, nb.path)
+    page.evaluate("() => window.jupyterapp.shell.activateById('jp-debugger-sidebar')")
+    # restored from debugInfo: the debugger is on, the breakpoint listed, the stopped frame's variables shown
+    page.wait_for_function("(s) => document.querySelector(s)?.getAttribute('aria-pressed') === 'true'",
+                           arg=f"#{panel_id} .jp-DebuggerBugButton", timeout=60_000)
+    page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
+    assert _wait_variables(page, "a\n2\nb\n3").startswith("a\n2\nb\n3")
+    _callstack_button(page, "debugger:continue").click()
+    # the stopped cell ran to its end: a cell queued behind it runs and sees what it assigned
+    printed = page.evaluate(_RUN_AND_READ, {"id": panel_id, "code": "print('result was', result)"})
+    assert printed == "result was 5\n"
