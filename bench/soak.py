@@ -273,9 +273,16 @@ class Soak:
         n, client, bench = self.n, self.client, self.bench
         result = Result(bench.name, n)
         timeout = 120 + n / 20
-        # Subscriptions take a moment to reach the kernel; a cell's outputs before that would be dropped.
-        if not self.settle(self.execute("pass", 0), 30):
-            raise RuntimeError(f"{bench.name}: setup did not finish")
+        # Subscriptions take a moment to reach the kernel; outputs before that are dropped, so ask until one idle
+        # arrives.
+        probes: list[str] = []
+        deadline = time.perf_counter() + 30
+        while not self.idle.intersection(probes):
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"{bench.name}: no idle status on iopub within 30 s")
+            probes.append(self.execute("pass", 0))
+            client.pump(500)
+        self.quiet(deadline + 30)
         setup = self.execute(SETUP, 0)
         client.send(client.shell, "comm_open", {"comm_id": self.comm_id, "target_name": ECHO_TARGET, "data": {}})
         for code in WARM_UP:
