@@ -138,7 +138,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           indexURL,
           baseUrl,
           browsingContextId: serviceWorker?.browsingContextId,
-          worker: pool.take(),
+          worker: pool.take(serviceWorkerEnabled),
           onQuiet: () => pool.refill(),
           contentsManager: app.serviceManager.contents,
           serviceWorkerEnabled,

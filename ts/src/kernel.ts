@@ -83,8 +83,16 @@ export class WorkerPool {
     return this._spareWarmed;
   }
 
-  /** Hand out the spare (or a fresh worker). */
-  take(): Worker {
+  /**
+   * Hand out the spare (or a fresh worker). `serviceWorker`: the kernel reaches its files through JupyterLite's
+   * service worker, which sees only the requests of workers made while it controlled the page: a spare made
+   * before (the first visit) is replaced.
+   */
+  take(serviceWorker = false): Worker {
+    if (serviceWorker && this._spare && !this._spareControlled) {
+      this._spare.terminate();
+      this._spare = null;
+    }
     const worker = this._spare ?? this._create();
     worker.onmessage = null; // the pool stops listening: a taken worker's messages are its kernel's
     this._spare = null;
@@ -103,6 +111,7 @@ export class WorkerPool {
       };
       spare.postMessage({ type: 'warm', indexURL: this._indexURL } as ToWorker);
       this._spare = spare;
+      this._spareControlled = !!navigator.serviceWorker?.controller;
     }
   }
 
@@ -112,7 +121,12 @@ export class WorkerPool {
 
   private _spare: Worker | null = null;
   private _spareWarmed = false;
+  private _spareControlled = false;
 }
+
+export const DRIVE_NOT_ANSWERED_NOTICE =
+  "The notebook's files are not available to Python in this kernel: JupyterLite's service worker does not " +
+  'answer its file requests (reload the page to let it). Python runs in a private in-memory folder.';
 
 export const DRIVE_UNAVAILABLE_NOTICE =
   "The notebook's files are not available to Python in this page: JupyterLite's service worker is not " +
@@ -160,6 +174,7 @@ export class ConcurrentKernel implements IKernel {
       init.driveBuffer = this._driveBuffer;
     } else if (options.serviceWorkerEnabled && options.browsingContextId) {
       init.drive = 'service-worker';
+      init.driveNotice = DRIVE_NOT_ANSWERED_NOTICE; // said only if the worker's first drive request fails
     } else {
       init.drive = 'none';
       init.driveNotice = DRIVE_UNAVAILABLE_NOTICE;

@@ -23,7 +23,8 @@ export interface IInitOptions {
   location?: string;
   /**
    * How the contents are mounted at /drive (JupyterLite's DriveFS): through the service worker (sync XHR to
-   * api/drive), through `driveBuffer` (cross-origin isolated pages), or not at all (`driveNotice` says why).
+   * api/drive), through `driveBuffer` (cross-origin isolated pages), or not at all (`driveNotice` says why; for
+   * 'service-worker' it is what to say if the service worker does not answer).
    */
   drive?: 'service-worker' | 'shared-buffer' | 'none';
   driveNotice?: string;

@@ -747,9 +747,16 @@ function mountDrive(py: IPyodide, opts: IInitOptions): string | null {
       mountpoint,
       browsingContextId: opts.browsingContextId
     });
+    if (opts.drive === 'service-worker') {
+      // A worker the service worker does not control gets the static server's error here, not the contents.
+      driveFS.API.lookup(mountpoint);
+    }
     py.FS.mkdirTree(mountpoint);
     py.FS.mount(driveFS, {}, mountpoint);
   } catch (err) {
+    if (opts.drive === 'service-worker') {
+      return opts.driveNotice ?? `the notebook's files are not available (${err})`;
+    }
     return `the notebook's files could not be mounted (${err})`;
   }
   try {
