@@ -96,7 +96,8 @@ class KernelSession:
             msg["buffers"] = list(buffers)
         msg.setdefault("buffers", [])
         kernel = self._kernel
-        kernel.streams.flush()  # printed text first, as with the kernel's own messages
+        # That request's printed text first, as with the kernel's own messages; other cells' text may be mid-line.
+        kernel.streams.flush_before({"header": msg["parent_header"]} if msg["parent_header"] else None)
         kernel.transport.send(Channel.IOPUB, msg)
         return msg
 
