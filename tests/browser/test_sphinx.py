@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,10 +101,22 @@ def wait_output(frame: FrameLocator | Page, pattern: str, timeout_s: float = KER
 
 
 def run_all(frame: FrameLocator) -> None:
-    """Run > Run All Cells, from the app's menu bar, as a reader does."""
-    frame.locator(".jp-NotebookPanel").first.wait_for(timeout=60_000)
-    frame.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    frame.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    """Run > Run All Cells, from the app's menu bar, as a reader does.
+
+    While the notebook's session is still starting its kernel, JupyterLab's Run All runs nothing (no cell gets
+    a [*] or a number): like a reader, click again then. A cell that started is never run twice this way.
+    """
+    prompts = frame.locator(".jp-CodeCell .jp-InputPrompt")
+    for _ in range(6):
+        # Click into the notebook first: the Run menu acts on the notebook that has the focus.
+        frame.locator(".jp-NotebookPanel .jp-Cell .jp-InputPrompt").first.click(timeout=60_000)
+        frame.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        frame.locator(".lm-Menu-item:not(.lm-mod-disabled)", has_text=re.compile(r"^Run All Cells")).click()
+        for _ in range(50):
+            if any(re.search(r"\[(\*|\d+)\]", text) for text in prompts.all_inner_texts()):
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"Run All Cells ran nothing: prompts {prompts.all_inner_texts()}")
 
 
 def kernel_name_shown(frame: FrameLocator) -> str:
@@ -140,7 +153,9 @@ def test_notebook_directives_run_the_notebook(page: Page, docs_url: str, prompt:
     frame = page.frame_locator(f"iframe[src*='{app}/index.html?path=notebooks']")
     run_all(frame)
     assert wait_output(frame, r"^notebook ").strip() == "notebook emscripten Kernel"
+    # The `# task` cell awaits 2 s beside the queue: the cell after it has run before it is done.
     wait_output(frame, r"ran while the task cell awaited")
+    assert frame.locator(".jp-OutputArea-output", has_text="task done").count() == 0
     wait_output(frame, r"task done")
     assert kernel_name_shown(frame) == "Python (concurrent)"
 
