@@ -245,7 +245,7 @@ def cold_trial(
                             "status": e.status,
                             "bytes": e.nbytes,
                             "start": e.start - origin,
-                            "end": (e.end or e.start) - origin,
+                            "end": (e.end - origin) if e.end else None,
                         }
                         for e in entries
                     ],
@@ -264,9 +264,9 @@ def _timeline(trial: dict[str, Any]) -> list[str]:
     lines = []
     kinds: dict[str, list[float]] = {}
     for e in trial["served"]:
-        k = kinds.setdefault(_kind(e["path"]), [e["start"], e["end"], 0, 0])
+        k = kinds.setdefault(_kind(e["path"]), [e["start"], e["start"], 0, 0])
         k[0] = min(k[0], e["start"])
-        k[1] = max(k[1], e["end"])
+        k[1] = max(k[1], e["end"] if e["end"] is not None else trial["s"])
         k[2] += e["bytes"]
         k[3] += 1
     for kind, (start, end, nbytes, n) in sorted(kinds.items(), key=lambda kv: kv[1][0]):
@@ -352,7 +352,8 @@ def main_cold(args: argparse.Namespace) -> int:
             (t for t in trials if t["net"] == "throttled" and t["kernel"] == kernel), key=lambda t: t["cold"]["s"]
         )
         mid = runs[len(runs) // 2]["cold"]
-        gz, br = _compressed_sizes([e["path"] for e in mid["served"] if e["status"] == 200 and e["end"] <= mid["s"]])
+        done = [e["path"] for e in mid["served"] if e["status"] == 200 and e["end"] and e["end"] <= mid["s"]]
+        gz, br = _compressed_sizes(done)
         print(
             f"\n{KERNELS[kernel]}: {mid['bytes'] / 1e6:.1f} MB served uncompressed; a host that compresses would "
             f"send {gz / 1e6:.1f} MB (gzip) / {br / 1e6:.1f} MB (brotli)"
