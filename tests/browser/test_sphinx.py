@@ -88,9 +88,16 @@ def docs_url(docs_site: Path) -> Iterator[str]:
     server.shutdown()
 
 
-def open_docs(page: Page, url: str) -> None:
+def open_docs(page: Page, url: str) -> str:
+    """Open the docs page and wait for its replite console to show its result; return that output.
+
+    Waiting also keeps apart the start of the page's JupyterLite apps: two starting at the same moment on one
+    page can race opening JupyterLite's shared IndexedDB storage ("File Load Error ... setting 'db'", seen once
+    in about ten tries), whatever the kernel.
+    """
     page.set_viewport_size({"width": 1280, "height": 1000})  # try_examples hides its button on small screens
     page.goto(url + "index.html", wait_until="domcontentloaded")
+    return wait_output(page.frame_locator("iframe[src*='repl/index.html']"), r"replite emscripten")
 
 
 def wait_output(frame: FrameLocator | Page, pattern: str, timeout_s: float = KERNEL_S) -> str:
@@ -138,9 +145,7 @@ def test_build_ships_the_kernel_and_the_directives(docs_site: Path) -> None:
 
 
 def test_replite_runs_its_code(page: Page, docs_url: str, requests_seen: list[str]) -> None:
-    open_docs(page, docs_url)
-    repl = page.frame_locator("iframe[src*='repl/index.html']")
-    text = wait_output(repl, r"replite emscripten")
+    text = open_docs(page, docs_url)
     assert "replite emscripten ['a:3', 'b:2']" in text
     assert any("/lite/extensions/concurrent-kernel/static/" in u for u in requests_seen)
 
