@@ -5,14 +5,15 @@ interrupt button; while the cell is stopped, a `# task` cell runs and prints."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import uuid
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from e2e_helpers import spec_name
 
-from .lab import LabNotebook, output_text
+from .lab import LabNotebook, LabServer, output_text
 
 pytestmark = pytest.mark.browser
 
@@ -52,11 +53,63 @@ def _top_frame_line(page: Any) -> str:
     ))
 
 
+_KERNEL_BREAKPOINTS = """
+async (id) => {
+  const panel = [...window.jupyterapp.shell.widgets('main')].find(w => w.id === id);
+  const kernel = panel.sessionContext.session.kernel;
+  const future = kernel.requestDebug({type: 'request', seq: 0, command: 'debugInfo', arguments: {}});
+  const reply = await future.done;
+  return reply.content.body.breakpoints.map(b => b.breakpoints.map(p => p.line)).flat();
+}
+"""
+
+
+def _wait_kernel_breakpoint(page: Any, panel_selector: str, line: int, timeout: float = 60.0) -> None:
+    """The click in the gutter reaches the kernel asynchronously: wait until debugInfo lists the breakpoint."""
+    deadline = time.monotonic() + timeout
+    lines: list[int] = []
+    while time.monotonic() < deadline:
+        lines = page.evaluate(_KERNEL_BREAKPOINTS, panel_selector.lstrip("#"))
+        if line in lines:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the kernel has no breakpoint on line {line}: {lines}")
+
+
+def _fresh_notebook(page: Any, server: LabServer, kernel_name: str, cells: list[str]) -> LabNotebook:
+    """A notebook in a workspace of its own: the default workspace would restore earlier tests' notebooks, and the
+    debugger panel follows whichever notebook is current."""
+    page.goto(f"{server.url}lab/workspaces/debugger-{uuid.uuid4().hex[:8]}?token={server.token}")
+    page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
+    page.evaluate("async () => { await window.jupyterapp.started; await window.jupyterapp.restored; }")
+    return LabNotebook.create(page, f"debug-{uuid.uuid4().hex[:8]}.ipynb", kernel_name, cells)
+
+
+def _click_breakpoint(page: Any, panel_selector: str, line: int) -> None:
+    """Click the breakpoint gutter of the first cell at `line`, as a user does (gutter element 0 is CodeMirror's
+    hidden spacer). The gutter is rebuilt while JupyterLab starts its debug session, and a click then is lost:
+    click again until the kernel has the breakpoint."""
+    gutter = page.locator(f"{panel_selector} .jp-Cell").nth(0).locator(".cm-breakpoint-gutter .cm-gutterElement")
+    panel_id = panel_selector.lstrip("#")
+    for _ in range(5):
+        time.sleep(2.0)
+        if line in page.evaluate(_KERNEL_BREAKPOINTS, panel_id):
+            return  # a click that was slow to arrive: clicking again would take it away
+        try:
+            gutter.nth(line).click(timeout=10_000)
+            _wait_kernel_breakpoint(page, panel_selector, line, timeout=5.0)
+            return
+        except (AssertionError, PlaywrightTimeoutError):
+            continue
+    _wait_kernel_breakpoint(page, panel_selector, line, timeout=5.0)
+
+
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_breakpoint_variables_step_continue_task_and_interrupt(
-    lab_notebook: Callable[..., LabNotebook], backend: str
+    lab_page: Any, lab_server: LabServer, backend: str
 ) -> None:
-    nb = lab_notebook(spec_name(backend), cells=[CELL, TASK_CELL])
+    nb = _fresh_notebook(lab_page, lab_server, spec_name(backend), [CELL, TASK_CELL])
     page = nb.page
     sel = nb.panel_selector()
     bug = page.locator(f"{sel} .jp-DebuggerBugButton")
@@ -70,11 +123,7 @@ def test_breakpoint_variables_step_continue_task_and_interrupt(
                            arg=f"{sel} .jp-DebuggerBugButton")
     page.evaluate("() => window.jupyterapp.shell.activateById('jp-debugger-sidebar')")
     # a breakpoint on line 2 of the first cell, clicked in the gutter (element 0 is CodeMirror's hidden spacer)
-    cell0 = page.locator(f"{sel} .jp-Cell").nth(0)
-    line2 = cell0.locator(".cm-breakpoint-gutter .cm-gutterElement").nth(2)
-    line2.wait_for(state="visible")
-    time.sleep(2.0)  # the gutter is rebuilt once the debugger session is up: a click before that is lost
-    line2.click()
+    _click_breakpoint(page, sel, 2)
     page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
 
     nb.run_cell_keyboard(0)
@@ -127,9 +176,10 @@ async ({id, code}) => {
 """
 
 
-def test_a_reloaded_page_restores_the_stopped_cell(lab_notebook: Callable[..., LabNotebook]) -> None:
+@pytest.mark.timeout(300)
+def test_a_reloaded_page_restores_the_stopped_cell(lab_page: Any, lab_server: LabServer) -> None:
     """debugInfo: after a reload the panel shows the breakpoint and the stopped frame again, and continue works."""
-    nb = lab_notebook(spec_name("asyncio"), cells=[CELL])
+    nb = _fresh_notebook(lab_page, lab_server, spec_name("asyncio"), [CELL])
     page = nb.page
     sel = nb.panel_selector()
     bug = page.locator(f"{sel} .jp-DebuggerBugButton")
@@ -139,10 +189,7 @@ def test_a_reloaded_page_restores_the_stopped_cell(lab_notebook: Callable[..., L
     if bug.get_attribute("aria-pressed") != "true":
         bug.click()
     page.evaluate("() => window.jupyterapp.shell.activateById('jp-debugger-sidebar')")
-    line2 = page.locator(f"{sel} .jp-Cell").nth(0).locator(".cm-breakpoint-gutter .cm-gutterElement").nth(2)
-    line2.wait_for(state="visible")
-    time.sleep(2.0)
-    line2.click()
+    _click_breakpoint(page, sel, 2)
     page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
     nb.run_cell_keyboard(0)
     _wait_variables(page, "a\n2\nb\n3")
