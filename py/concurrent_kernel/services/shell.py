@@ -146,6 +146,13 @@ class KernelShell(InteractiveShell):
     def set_parent(self, parent: dict[str, Any] | None) -> None:
         current_parent.set(parent)
 
+    def set_thread_parent(self, parent: dict[str, Any] | None) -> Any:
+        """ipykernel 7.4's name for `concurrent_kernel.set_parent`: returns the token for reset_thread_parent."""
+        return current_parent.set(parent)
+
+    def reset_thread_parent(self, token: Any) -> None:
+        current_parent.reset(token)
+
     def set_next_input(self, text: str, replace: bool = False) -> None:
         self.payload_manager.write_payload({"source": "set_next_input", "text": text, "replace": replace})
 
