@@ -6,7 +6,8 @@
 #        the JupyterLite site is OUT/lite/). Serve it with `npm run docs:serve`.
 # Env:   VENV           tools venv (default .venv; set up by scripts/setup-browser.sh when missing)
 #        CK_DOCS_VENV   the docs venv, made afresh (default ts/.cache/docs-venv)
-#        CK_KERNEL_WHEEL  install this wheel (default: build one from ts/labextension, built when missing)
+#        CK_KERNEL_WHEEL  install this wheel (default: build one after rebuilding ts/labextension;
+#                         CK_SKIP_LABEXTENSION=1 reuses ts/labextension when present)
 #        CK_DOCS_EXTRA  more packages for the docs venv, e.g. "jupyterlite-pyodide-kernel==0.8.6"
 #
 # The docs venv holds the packages an author installs (their files, console scripts and shared data, so the
@@ -27,7 +28,10 @@ PY="$VENV/bin/python"
 
 WHEEL="${CK_KERNEL_WHEEL:-}"
 if [ -z "$WHEEL" ]; then
-  [ -f ts/labextension/package.json ] || bash ts/scripts/build-labextension.sh
+  # As scripts/build-site.sh: rebuilt unless CK_SKIP_LABEXTENSION=1 (then reused when present).
+  if [ -z "${CK_SKIP_LABEXTENSION:-}" ] || [ ! -f ts/labextension/package.json ]; then
+    bash ts/scripts/build-labextension.sh
+  fi
   DIST="$ROOT/ts/.cache/docs-dist"
   rm -rf "$DIST"
   "$PY" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation "$ROOT" -w "$DIST"
