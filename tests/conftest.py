@@ -2,15 +2,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
-from functools import partial
 from pathlib import Path
 
-import anyio
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from memory_client import MemoryClient
+from memory_client import MemoryClient, serving_kernel
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -21,31 +19,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def client(anyio_backend: str) -> AsyncIterator[MemoryClient]:
     """A kernel served on the test's own event loop, with an in-memory transport."""
-    from traitlets.config import Config
-
-    from concurrent_kernel._kernel import Kernel
-    from concurrent_kernel.transports.memory import MemoryTransport
-
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    transport = MemoryTransport()
-    kernel = Kernel(transport, backend=anyio_backend, config=config)
-    memory_client = MemoryClient(transport)
-    memory_client.kernel = kernel  # type: ignore[attr-defined]
-    async with anyio.create_task_group() as tg:
-        ready = anyio.Event()
-        tg.start_soon(partial(kernel.serve, ready=ready.set))
-        with anyio.fail_after(30):
-            await ready.wait()
-        tg.start_soon(memory_client.collect)
-        try:
-            yield memory_client
-        finally:
-            kernel.stop()
-            with anyio.move_on_after(5):
-                while not kernel.closed:
-                    await anyio.sleep(0.01)
-            tg.cancel_scope.cancel()
+    async with serving_kernel(anyio_backend) as memory_client:
+        yield memory_client
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -11,6 +13,37 @@ import anyio
 from concurrent_kernel.transports.memory import MemoryTransport
 
 Msg = dict[str, Any]
+
+
+@asynccontextmanager
+async def serving_kernel(
+    backend: str, blocking_input: Callable[[Msg], Msg] | None = None, **kernel_options: Any
+) -> AsyncIterator[MemoryClient]:
+    """A kernel served on the caller's event loop over an in-memory transport, and a client collecting its output."""
+    from traitlets.config import Config
+
+    from concurrent_kernel._kernel import Kernel
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    transport = MemoryTransport(blocking_input=blocking_input)
+    kernel = Kernel(transport, backend=backend, config=config, **kernel_options)
+    client = MemoryClient(transport)
+    client.kernel = kernel  # type: ignore[attr-defined]
+    async with anyio.create_task_group() as tg:
+        ready = anyio.Event()
+        tg.start_soon(partial(kernel.serve, ready=ready.set))
+        with anyio.fail_after(30):
+            await ready.wait()
+        tg.start_soon(client.collect)
+        try:
+            yield client
+        finally:
+            kernel.stop()
+            with anyio.move_on_after(5):
+                while not kernel.closed:
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
 
 
 class MemoryClient:

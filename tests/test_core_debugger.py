@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import Any
 
-import anyio
 import pytest
 
-from memory_client import MemoryClient, stdout_of
+from memory_client import MemoryClient, serving_kernel, stdout_of
 
 pytestmark = pytest.mark.anyio
 #: debugpy exists on CPython only: the core test run inside Pyodide deselects these ("threads").
@@ -22,31 +20,8 @@ cpython_only = pytest.mark.threads
 
 @pytest.fixture
 async def dclient(anyio_backend: str) -> AsyncIterator[MemoryClient]:
-    from traitlets.config import Config
-
-    from concurrent_kernel._kernel import Kernel
-    from concurrent_kernel.transports.memory import MemoryTransport
-
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    transport = MemoryTransport()
-    kernel = Kernel(transport, backend=anyio_backend, config=config, debugger=True)
-    client = MemoryClient(transport)
-    client.kernel = kernel  # type: ignore[attr-defined]
-    async with anyio.create_task_group() as tg:
-        ready = anyio.Event()
-        tg.start_soon(partial(kernel.serve, ready=ready.set))
-        with anyio.fail_after(30):
-            await ready.wait()
-        tg.start_soon(client.collect)
-        try:
-            yield client
-        finally:
-            kernel.stop()
-            with anyio.move_on_after(5):
-                while not kernel.closed:
-                    await anyio.sleep(0.01)
-            tg.cancel_scope.cancel()
+    async with serving_kernel(anyio_backend, debugger=True) as client:
+        yield client
 
 
 async def dap(client: MemoryClient, command: str, arguments: dict[str, Any] | None = None) -> dict[str, Any]:

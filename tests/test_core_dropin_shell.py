@@ -100,14 +100,7 @@ def _answered(client):
 async def answering_client(anyio_backend):
     """A kernel whose stdin is answered synchronously from `client.answers` (as the browser kernel's is), so the
     debugger runs without threads, also inside Pyodide."""
-    from functools import partial
-
-    import anyio
-    from traitlets.config import Config
-
-    from concurrent_kernel._kernel import Kernel
-    from concurrent_kernel.transports.memory import MemoryTransport
-    from memory_client import MemoryClient
+    from memory_client import serving_kernel
 
     answers: list[str] = []
     prompts: list[str] = []
@@ -116,26 +109,9 @@ async def answering_client(anyio_backend):
         prompts.append(msg["content"]["prompt"])
         return {"content": {"value": answers.pop(0) if answers else "c"}}
 
-    config = Config()
-    config.HistoryManager.hist_file = ":memory:"
-    transport = MemoryTransport(blocking_input=blocking_input)
-    kernel = Kernel(transport, backend=anyio_backend, config=config)
-    client = MemoryClient(transport)
-    client.answers, client.prompts = answers, prompts
-    async with anyio.create_task_group() as tg:
-        ready = anyio.Event()
-        tg.start_soon(partial(kernel.serve, ready=ready.set))
-        with anyio.fail_after(30):
-            await ready.wait()
-        tg.start_soon(client.collect)
-        try:
-            yield client
-        finally:
-            kernel.stop()
-            with anyio.move_on_after(5):
-                while not kernel.closed:
-                    await anyio.sleep(0.01)
-            tg.cancel_scope.cancel()
+    async with serving_kernel(anyio_backend, blocking_input) as client:
+        client.answers, client.prompts = answers, prompts
+        yield client
 
 
 async def test_set_trace_uses_ipythons_debugger_over_stdin(answering_client):
