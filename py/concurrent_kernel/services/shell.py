@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-import threading
 from contextvars import ContextVar
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
@@ -20,6 +22,8 @@ from .debugging import KernelPdb
 
 if TYPE_CHECKING:
     from .._kernel import Kernel
+
+log = logging.getLogger("concurrent_kernel")
 
 
 class KernelDisplayHook(DisplayHook):
@@ -166,9 +170,9 @@ class KernelShell(InteractiveShell):
         interrupt cancelled an await; the kernel's, anyio's and the event loop's frames are left out.
 
         Why leave them out: they say nothing about the user's code, and formatting them cost ~40 ms per interrupt
-        of an awaiting cell here. Like any traceback, the first one of a process costs more: inspect's index of
-        module files is built at start-up (_index_module_files); formatting a whole throwaway traceback in the
-        background as well was measured to slow the interrupt of a busy cell (GIL contention) and costs ~4 MB.
+        of an awaiting cell here. Like any traceback, the first one of a process costs more (lazy imports, regex
+        compilation): _warm_tracebacks prepares those pieces on the main loop at start-up. A whole throwaway
+        traceback formatted on a thread instead was measured to slow the interrupt of a busy cell (GIL contention).
         """
         execution = current_execution.get()
         etype, evalue, tb = exc_tuple if exc_tuple is not None else sys.exc_info()
@@ -218,7 +222,7 @@ class KernelShell(InteractiveShell):
             sys.path.insert(0, "")
         debugging.install(kernel)
         if kernel is not None and kernel.use_threads:
-            threading.Thread(target=_index_module_files, name="module file index", daemon=True).start()
+            kernel.main_hub.spawn(partial(_warm_tracebacks, shell), name="traceback warm-up")
         return shell
 
 
@@ -244,16 +248,63 @@ def _add_note_once(exc: BaseException, note: str) -> None:
         exc.add_note(note)
 
 
-def _index_module_files() -> None:
-    """Every traceback's formatting asks inspect.getmodule, which the first time resolves the path of every loaded
-    module (measured in a kernel: ~560 realpath calls, 30-130 ms, half of the first traceback's cost). Build that
-    index once at start-up, off the main thread, so the first error or interrupt is not delayed by it (~50 KB)."""
+async def _warm_tracebacks(shell: InteractiveShell) -> None:
+    """Do at start-up, on the main loop, the one-time work of a process's first traceback (error or interrupt),
+    which otherwise made the first one cost ~40-90 ms instead of ~5-8 ms: inspect.getmodule's index of module
+    files (a realpath per loaded module), importing stack_data and pygments' lexer table and Python lexer,
+    compiling that lexer's regexes (into re's cache: stack_data makes a fresh lexer class per traceback), and
+    the colour formatter. Each step is short (<= ~20 ms) and the loop runs other work between them, so a request
+    that arrives meanwhile waits for one step at most. Not on a thread: there it competed for the GIL with the cell
+    being interrupted. The traceback itself is unchanged: this only imports, compiles and builds throwaway objects."""
+    for step in _WARM_STEPS:
+        await anyio.sleep(0)
+        try:
+            step(shell)
+        except Exception:  # only a head start: the first traceback does whatever this could not
+            log.debug("traceback warm-up step %s failed", step.__name__, exc_info=True)
+
+
+def _warm_module_index(shell: InteractiveShell) -> None:
     import inspect
 
-    try:
-        inspect.getmodule(sys._getframe())
-    except Exception:  # only a head start: the formatting builds the index itself if this failed
+    inspect.getmodule(sys._getframe())
+
+
+def _warm_imports(shell: InteractiveShell) -> None:
+    import stack_data  # noqa: F401  (also executing, asttokens, pure_eval)
+    from pygments.formatters import HtmlFormatter  # noqa: F401  (stack_data checks for it)
+    from pygments.formatters.terminal256 import Terminal256Formatter  # noqa: F401
+
+
+def _warm_lexer(shell: InteractiveShell) -> None:
+    from pygments.lexers import get_lexer_by_name
+
+    get_lexer_by_name("python3")  # the lexer table and the Python lexer's module, as stack_data asks
+
+
+def _warm_highlight(shell: InteractiveShell) -> None:
+    """Highlight a line as a traceback does: compiles the lexer's regexes and builds the theme's formatter."""
+    import pygments
+    import stack_data
+    from IPython.utils.PyColorize import theme_table
+    from pygments.formatters.terminal256 import Terminal256Formatter
+    from pygments.lexers import get_lexer_by_name
+    from pygments.token import Token
+
+    tb = shell.InteractiveTB
+    theme = theme_table[tb._theme_name]
+    theme.format([(Token.Topline, "-")])
+    style = stack_data.style_with_executing_node(
+        theme.as_pygments_style(), theme.extra_style.get(Token.TbHighlight, tb.tb_highlight)
+    )
+
+    class Throwaway(type(get_lexer_by_name("python3"))):  # type: ignore[misc]
         pass
+
+    pygments.highlight("x = f(1)\n", Throwaway(stripnl=False), Terminal256Formatter(style=style))
+
+
+_WARM_STEPS = (_warm_module_index, _warm_imports, _warm_lexer, _warm_highlight)
 
 
 def _kernel_dirs() -> tuple[str, ...]:
