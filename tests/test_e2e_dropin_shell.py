@@ -23,6 +23,7 @@ from e2e_helpers import (
     send,
     spec_name,
     start_kernel,
+    stdout_of,
     stop_kernel,
     wait_reply,
     write_kernelspecs,
@@ -279,6 +280,19 @@ def test_asyncio_run_in_a_cell_says_how_to_do_it_here(kernel: Kernel) -> None:
     assert "await main()" in text and "# thread" in text
     reply, _ = execute(kc, "import asyncio\nasyncio.get_event_loop().run_until_complete(asyncio.sleep(0))")
     assert "await main()" in "\n".join(reply["content"]["traceback"])
+
+
+def test_autoawait_with_another_library_says_how_to_do_it_here(kernel: Kernel) -> None:
+    _, kc, backend = kernel
+    other = "asyncio" if backend == "trio" else "trio"
+    reply, outputs = execute(kc, f"%autoawait {other}")
+    assert reply["content"]["status"] == "ok"
+    assert f"%%{other}" in stdout_of(outputs) and f"--backend {other}" in stdout_of(outputs)
+    _, outputs = execute(kc, "%autoawait")
+    assert "is `on`" in stdout_of(outputs)  # the kernel's own runner stays on
+    code = f"%%{other}\nimport {other}\nawait {other}.sleep(0.01)\nprint('slept on', '{other}')"
+    reply, outputs = execute(kc, code)
+    assert reply["content"]["status"] == "ok" and f"slept on {other}" in stdout_of(outputs)
 
 
 # ------------------------------------------------------------------ what third-party code reaches for

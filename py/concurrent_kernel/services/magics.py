@@ -58,6 +58,22 @@ class ConcurrencyMagics(Magics):
         print(f"stopping {name!r}")
 
 
+    @line_magic
+    def autoawait(self, line: str = "") -> None:
+        """IPython's %autoawait, but top-level await runs on the kernel's own loop: another library's runner would
+        fail at the first await ("must be called from async context"), so say how to run such code here."""
+        from IPython.core.magics.basic import AsyncMagics
+
+        wanted = line.strip().lower()
+        if wanted in ("asyncio", "trio", "curio") and wanted != self.kernel.backend:
+            how = "curio is not supported" if wanted == "curio" else (
+                f"put `%%{wanted}` on a cell's first line (it runs on a {wanted} loop in a worker thread), "
+                f"or start a kernel with `--backend {wanted}`")
+            print(f"This kernel awaits on its own {self.kernel.backend} event loop, so the {wanted} runner is not "
+                  f"switched on: {how}.")
+            return
+        AsyncMagics(shell=self.shell).autoawait(line)
+
     @line_cell_magic
     def thread(self, line: str, cell: str | None = None) -> Any:
         """Run code in a new worker thread with its own event loop: `%thread CODE` or `%%thread`."""
