@@ -180,10 +180,10 @@ class FdCapture:
         self._chunk = bytearray(PIPE_SIZE)  # reads land here (under _lock): no allocation per read
         self._view = memoryview(self._chunk)
         self._saved: dict[int, int] = {}  # captured fd -> duplicate of the original
-        # One poll object may not be used by two threads at once: the reader has its own, drains share one.
+        # One poll object may not be used by two threads at once: the reader has its own, drains (under _lock)
+        # share one.
         self._poll = select.poll()
         self._drain_poll = select.poll()
-        self._drain_poll_lock = threading.Lock()
         self._hot_until = 0.0
         self._stopping = False
         self._wake_r, self._wake_w = -1, -1
@@ -229,15 +229,17 @@ class FdCapture:
 
     def drain(self) -> float:
         """Read what waits in the pipes into the buffer; the delay before the next check is worth it."""
-        try:
-            with self._drain_poll_lock:
+        # Under the reader's lock: when the reader thread has just taken text out of a pipe, the pipe looks empty
+        # until that text is in the buffer, and what the caller writes next must come after it.
+        with self._lock:
+            try:
                 ready = self._drain_poll.poll(0)
-        except (OSError, ValueError):
-            return 1.0
+            except (OSError, ValueError):
+                return 1.0
+            if ready:
+                self._read_ready({fd for fd, _ in ready})
         now = time.monotonic()
         if ready:
-            with self._lock:
-                self._read_ready({fd for fd, _ in ready})
             self._hot_until = now + HOT_FOR
         return 0.0 if now < self._hot_until else DRAIN_EVERY
 
