@@ -253,11 +253,13 @@ async def _warm_tracebacks(shell: InteractiveShell) -> None:
     which otherwise made the first one cost ~40-90 ms instead of ~5-8 ms: inspect.getmodule's index of module
     files (a realpath per loaded module), importing stack_data and pygments' lexer table and Python lexer,
     compiling that lexer's regexes (into re's cache: stack_data makes a fresh lexer class per traceback), and
-    the colour formatter. Each step is short (<= ~20 ms) and the loop runs other work between them, so a request
-    that arrives meanwhile waits for one step at most. Not on a thread: there it competed for the GIL with the cell
-    being interrupted. The traceback itself is unchanged: this only imports, compiles and builds throwaway objects."""
+    the colour formatter. It starts once the start-up requests are answered (kernel_info, a front end's first
+    requests), each step is short (<= ~20 ms) and the loop runs whatever arrived between two steps, so a request
+    waits for one step at most. Not on a thread: there it competed for the GIL with the cell being interrupted and
+    kept a malloc arena (~1 MB more). The traceback is unchanged: this only imports, compiles, builds throwaways."""
+    await anyio.sleep(_WARM_AFTER)
     for step in _WARM_STEPS:
-        await anyio.sleep(0)
+        await anyio.sleep(0.005)  # a handler spawned during the last step runs before the next one
         try:
             step(shell)
         except Exception:  # only a head start: the first traceback does whatever this could not
@@ -305,6 +307,8 @@ def _warm_highlight(shell: InteractiveShell) -> None:
 
 
 _WARM_STEPS = (_warm_module_index, _warm_imports, _warm_lexer, _warm_highlight)
+#: Seconds after the shell is up before warming: the first requests of a starting kernel go first.
+_WARM_AFTER = 0.1
 
 
 def _kernel_dirs() -> tuple[str, ...]:
