@@ -11,6 +11,7 @@ from queue import Empty
 from typing import Any
 
 import pytest
+import zmq
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
@@ -76,12 +77,21 @@ def _iopub_for(kc: BlockingKernelClient, seconds: float) -> list[Msg]:
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_starting_is_published_before_the_first_reply(kernels_dir: Path, backend: str) -> None:
     """The client subscribes while the kernel is still importing (the kernel's I/O thread answers kernel_info
-    before IPython is up): `starting` must still come before that first reply's busy, and only once."""
+    before IPython is up): `starting` must still come before that first reply's busy, and only once.
+
+    The client connects before the kernel process starts (the connection file is written first), so its
+    subscription is in place before the kernel could publish anything: `starting` is sent once and only
+    subscribers already there can see it, for this kernel as for ipykernel."""
     ksm = KernelSpecManager(kernel_dirs=[str(kernels_dir)], ensure_native_kernel=False)
-    km = KernelManager(kernel_name=spec_name(backend), kernel_spec_manager=ksm)
-    km.start_kernel()
+    # cache_ports=False: the ports written now are the ones the kernel gets (the port cache would pick new ones)
+    km = KernelManager(kernel_name=spec_name(backend), kernel_spec_manager=ksm, cache_ports=False)
+    km.write_connection_file()
     kc = km.client()
+    # Retry connecting every 5 ms rather than every 100: the client's subscription then lands within ms of the
+    # kernel binding its sockets, well before the kernel is far enough to publish anything.
+    kc.context.setsockopt(zmq.RECONNECT_IVL, 5)
     kc.start_channels()
+    km.start_kernel()
     try:
         seen: list[Msg] = []
         deadline = time.monotonic() + TIMEOUT
