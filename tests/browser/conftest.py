@@ -7,6 +7,8 @@ or browser is a failure, not a skip.
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +48,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This project's wheel (with the labextension), built once per session; CK_KERNEL_WHEEL names a prebuilt one."""
+    if os.environ.get("CK_KERNEL_WHEEL"):
+        return Path(os.environ["CK_KERNEL_WHEEL"])
+    if not (ROOT / "ts" / "labextension" / "package.json").exists():
+        pytest.fail("ts/labextension is not built: run `bash scripts/setup-browser.sh` (or npm run build)")
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
+         "--no-build-isolation", str(ROOT), "-w", str(out)],
+        check=True,
+    )
+    (whl,) = out.glob("concurrent_kernel-*.whl")
+    return whl
 
 
 @pytest.fixture(scope="session")

@@ -15,25 +15,11 @@ from typing import Any
 import pytest
 from lite import new_notebook, open_lab
 
-from conftest import ROOT, _serve_module
+from conftest import _serve_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
 EXT = "share/jupyter/labextensions/concurrent-kernel"
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not (ROOT / "ts" / "labextension" / "package.json").exists():
-        pytest.fail("ts/labextension is not built: run `bash scripts/setup-browser.sh` (or npm run build)")
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
-         "--no-build-isolation", str(ROOT), "-w", str(out)],
-        check=True,
-    )
-    (whl,) = out.glob("concurrent_kernel-*.whl")
-    return whl
 
 
 def test_wheel_contains_labextension_and_pyodide_assets(wheel: Path) -> None:

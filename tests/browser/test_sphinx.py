@@ -31,23 +31,6 @@ KERNEL_S = 150.0
 STOCK_EXTENSION = "@jupyterlite/pyodide-kernel-extension"
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This project's wheel (with the labextension); CK_KERNEL_WHEEL names a prebuilt one instead."""
-    if os.environ.get("CK_KERNEL_WHEEL"):
-        return Path(os.environ["CK_KERNEL_WHEEL"])
-    if not (ROOT / "ts" / "labextension" / "package.json").exists():
-        pytest.fail("ts/labextension is not built: run `bash scripts/setup-browser.sh` (or npm run build)")
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
-         "--no-build-isolation", str(ROOT), "-w", str(out)],
-        check=True,
-    )
-    (whl,) = out.glob("concurrent_kernel-*.whl")
-    return whl
-
-
 def build_docs(tmp: Path, wheel: Path, extra: str = "", lite_config: dict[str, Any] | None = None) -> Path:
     """Build a copy of the docs example into tmp/html with scripts/build-docs.sh; return the output dir."""
     src = tmp / "docs"
