@@ -240,7 +240,9 @@ def test_display_formatter_error_fails_the_cell(kernel: Kernel, code: str, evalu
     """The traceback is shown and the reply is `error` (ipykernel 7.4 for results), so stop_on_error aborts
     what is queued behind it."""
     _, kc, _ = kernel
-    failing = kc.execute(code)
+    # The sleep lets the queued request reach the kernel before the error: requests arriving after it run (as in
+    # ipykernel, whose stop_on_error_timeout is 0), and a CI run caught exactly that race.
+    failing = kc.execute("import time; time.sleep(0.3)\n" + code)
     queued = kc.execute("print('queued')")
     reply = wait_reply(kc, failing)["content"]
     assert reply["status"] == "error" and reply["ename"] == "ValueError" and reply["evalue"] == evalue, reply
