@@ -20,7 +20,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 ROOT = Path(__file__).resolve().parents[2]
-SITE = ROOT / "lite-site" / "_output"
+# CK_TEST_SITE: another built site (a build of one's own beside the shared one, as helpers working at once need).
+SITE = Path(os.environ.get("CK_TEST_SITE") or ROOT / "lite-site" / "_output")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 from typing import Any
 
 import pytest
@@ -115,5 +116,46 @@ def test_later_files_come_when_an_import_needs_them(browser: Any, base_url: str)
         assert any("importing pygments" in line and "fetching the later files" in line for line in logs), logs
         reply = nb.js("return (await kernel.requestComplete({code: 'import jso', cursor_pos: 10})).content;")
         assert reply["status"] == "ok" and "json" in reply["matches"], reply
+    finally:
+        context.close()
+
+
+def test_standard_library_comes_when_python_opens_it(browser: Any, base_url: str) -> None:
+    """Behind a snapshot the standard library zip loads after the first result; a module of it that the snapshot did
+    not import, or a traceback through one, has Python open the zip first: it is fetched then, synchronously."""
+    context = browser.new_context(service_workers="block")  # so context.route sees the worker's requests
+    requests: list[str] = []
+
+    def background_fails(route: Any) -> None:
+        requests.append(route.request.resource_type)
+        if route.request.resource_type == "fetch":
+            route.abort()  # the background load: what follows must not depend on it
+        else:
+            route.continue_()  # Python's open of the zip (a synchronous XHR)
+
+    context.route("**/pyodide/python_stdlib.zip", background_fails)
+    logs: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda msg: logs.append(msg.text))
+        open_lab(page, base_url)
+        nb = new_notebook(
+            page,
+            "stdlib-test.ipynb",
+            [
+                "import sys\nfresh = 'tomllib' not in sys.modules\n"
+                "import tomllib\nprint(fresh, tomllib.loads('a = 1'))",
+                "import json\njson.loads('{')",
+            ],
+        )
+        assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
+        out = nb.run_and_wait(0, 120)
+        assert "True {'a': 1}" in output_text(out), dump(out)
+        assert requests.count("xhr") == 1, requests
+        assert any("standard library zip: fetching it now" in line for line in logs), logs
+        out = nb.run_and_wait(1)
+        tb = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(out[0].get("traceback", []))) if out else ""
+        # Source lines of the frames in json/: read from the zip (linecache through zipimport).
+        assert "return _default_decoder.decode(s)" in tb, dump(out)
     finally:
         context.close()

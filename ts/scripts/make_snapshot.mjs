@@ -12,7 +12,7 @@
 //   ck-site-packages-later.bin.gz  the rest, same format (modules not imported yet, jedi's type stubs);
 // and adds a "snapshot" entry to ck-manifest.json. The worker falls back to installing the wheels if the snapshot
 // cannot be used (for example a different Pyodide build).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -161,7 +161,10 @@ manifest.snapshot = {
   laterModules: [
     ...new Set(laterFiles.map(([p]) => p.slice(sitePackages.length + 1).split('/')[0].replace(/\.py$/, '')))
   ].sort(),
-  modules: warm.length
+  modules: warm.length,
+  // The standard library zip the snapshot was taken with: the worker fetches it after the first result (zipimport's
+  // directory of it, with the offsets of its members, is in the snapshot, so it must be this very file).
+  stdlib: { name: 'python_stdlib.zip', size: statSync(join(dir, 'python_stdlib.zip')).size }
 };
 // Pyodide files shipped gzipped beside the originals (ts/scripts/build-labextension.sh): the worker fetches those.
 manifest.gzipped = ['pyodide.asm.wasm', 'pyodide.asm.mjs'].filter((f) => existsSync(join(dir, `${f}.gz`)));
