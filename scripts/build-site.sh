@@ -35,6 +35,22 @@ PYEOF
   || { cat "$ROOT/lite-site/.build.log"; exit 1; }
 cd "$ROOT"
 cp lite-site/pages/*.html "$OUT/"
+# The app's default favicon (lab/favicon.ico, every page but the notebook ones) is 319 KB of icons up to 256 px,
+# fetched by every page as it opens: the site's favicon.ico (jupyter-lite.json faviconUrl) keeps its 16 and 32 px ones.
+"$VENV/bin/python" - "$OUT/lab/favicon.ico" "$OUT/favicon.ico" <<'PYEOF'
+import struct, sys
+src, dst = sys.argv[1:]
+data = open(src, "rb").read()
+count = struct.unpack_from("<HHH", data)[2]
+entries = [struct.unpack_from("<BBBBHHII", data, 6 + 16 * i) for i in range(count)]
+small = [e for e in entries if 0 < e[0] <= 32]
+out, offset = [struct.pack("<HHH", 0, 1, len(small))], 6 + 16 * len(small)
+for w, h, colors, res, planes, bpp, size, at in small:
+    out.append(struct.pack("<BBBBHHII", w, h, colors, res, planes, bpp, size, offset))
+    offset += size
+out += [data[at:at + size] for *_, size, at in small]
+open(dst, "wb").write(b"".join(out))
+PYEOF
 # Merge our runtime settings last (jupyterlite's addons rewrite jupyter-lite.json).
 "$VENV/bin/python" - "$OUT/jupyter-lite.json" lite-site/jupyter-lite.json <<'PYEOF'
 import json, sys
