@@ -2,17 +2,15 @@
  * JupyterLite plugin registering the "concurrent" kernel.
  */
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { PageConfig } from '@jupyterlab/coreutils';
 import { IServiceWorkerManager } from '@jupyterlite/apputils';
 import { IKernelClient, IKernelSpecs } from '@jupyterlite/services';
 
 import { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
 import type { IPackageSettings } from './protocol';
+import { PLUGIN_ID, spareUrls } from './spare';
 
 export { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
-
-const PLUGIN_ID = 'concurrent-kernel:plugin';
-const EXTENSION_NAME = 'concurrent-kernel';
 
 /** Optional settings under litePluginSettings["concurrent-kernel:plugin"] in jupyter-lite.json. */
 interface ISettings {
@@ -101,13 +99,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     serviceWorker: IServiceWorkerManager | null
   ): void => {
     const baseUrl = new URL(PageConfig.getBaseUrl(), window.location.href).href;
-    const staticDir = URLExt.join(baseUrl, 'extensions', EXTENSION_NAME, 'static/');
     const conf = settings();
-    const indexURL = new URL(conf.indexURL ?? URLExt.join(staticDir, 'pyodide/'), baseUrl).href;
-    const workerUrl = new URL(conf.workerUrl ?? URLExt.join(staticDir, 'ck-worker.js'), baseUrl).href;
+    // The same URLs as the remoteEntry script's early start (ts/src/early.ts), so the pool takes that spare.
+    const { workerUrl, indexURL } = spareUrls(baseUrl, conf);
 
     const pool = new WorkerPool(workerUrl, indexURL, conf.prewarm ?? true);
-    // Warm a spare right away (its own thread), so the first notebook finds Pyodide loaded.
+    // Warm a spare right away (its own thread), so the first notebook finds Pyodide loaded: the one the
+    // remoteEntry script started long before this activation, or a new one.
     pool.refill();
 
     // JupyterLite's own settings name "python" (the stock Pyodide kernel) as the default kernel. On a site without

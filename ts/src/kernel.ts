@@ -22,6 +22,7 @@ import {
   STDIN_HEADER_BYTES,
   ToWorker
 } from './protocol';
+import { ISpare, startSpare, takeEarlySpare } from './spare';
 
 /** Milliseconds the worker gets to acknowledge an interrupt before we escalate. */
 const INTERRUPT_ACK_MS = 250;
@@ -64,7 +65,8 @@ export namespace ConcurrentKernel {
 
 /**
  * Keeps one spare worker that starts Python (from the snapshot) and warms it up ahead of time, so opening a
- * notebook does not wait for the download, the start-up and a cold JIT.
+ * notebook does not wait for the download, the start-up and a cold JIT. The first spare is the one the page's
+ * early start made (ts/src/early.ts, in the remoteEntry script) when there is one.
  */
 export class WorkerPool {
   constructor(
@@ -80,7 +82,12 @@ export class WorkerPool {
 
   /** Whether the spare has Python loaded and warmed up, ready for a kernel. */
   get spareWarmed(): boolean {
-    return this._spareWarmed;
+    return !!this._spare?.warmed;
+  }
+
+  /** Whether the current spare is the one started early by the remoteEntry script (not by this pool). */
+  get spareStartedEarly(): boolean {
+    return this._spareEarly;
   }
 
   /**
@@ -89,39 +96,43 @@ export class WorkerPool {
    * before (the first visit) is replaced.
    */
   take(serviceWorker = false): Worker {
-    if (serviceWorker && this._spare && !this._spareControlled) {
-      this._spare.terminate();
-      this._spare = null;
+    if (!this._spare && this._enabled) {
+      this._adoptEarly();
     }
-    const worker = this._spare ?? this._create();
-    worker.onmessage = null; // the pool stops listening: a taken worker's messages are its kernel's
+    let spare = this._spare;
     this._spare = null;
-    this._spareWarmed = false;
-    return worker;
+    this._spareEarly = false;
+    if (spare && serviceWorker && !spare.controlled) {
+      spare.release();
+      spare.worker.terminate();
+      spare = null;
+    }
+    spare?.release(); // the pool stops listening: a taken worker's messages are its kernel's
+    return spare?.worker ?? this._create();
   }
 
-  /** Start warming a spare if there is none. */
+  /** Start warming a spare if there is none (the page's early spare first). */
   refill(): void {
-    if (this._enabled && !this._spare) {
-      const spare = this._create();
-      spare.onmessage = (ev: MessageEvent<FromWorker>) => {
-        if (ev.data.type === 'progress' && ev.data.phase === 'warmed') {
-          this._spareWarmed = true;
-        }
-      };
-      spare.postMessage({ type: 'warm', indexURL: this._indexURL } as ToWorker);
-      this._spare = spare;
-      this._spareControlled = !!navigator.serviceWorker?.controller;
+    if (this._enabled && !this._spare && !this._adoptEarly()) {
+      this._spare = startSpare(this._workerUrl, this._indexURL);
     }
+  }
+
+  private _adoptEarly(): boolean {
+    const early = takeEarlySpare(this._workerUrl, this._indexURL);
+    if (early) {
+      this._spare = early;
+      this._spareEarly = true;
+    }
+    return !!early;
   }
 
   private _create(): Worker {
     return new Worker(this._workerUrl, { type: 'module', name: 'concurrent-kernel' });
   }
 
-  private _spare: Worker | null = null;
-  private _spareWarmed = false;
-  private _spareControlled = false;
+  private _spare: ISpare | null = null;
+  private _spareEarly = false;
 }
 
 export const DRIVE_NOT_ANSWERED_NOTICE =

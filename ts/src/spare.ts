@@ -1,0 +1,81 @@
+/**
+ * The spare kernel worker: started ahead of any kernel so Pyodide and the snapshot download and load while the
+ * app is still loading. No imports: this module is also bundled on its own into the labextension's remoteEntry
+ * script (ts/src/early.ts), which the page evaluates long before the plugin activates.
+ */
+
+/** Name of the global under which the remoteEntry's early start leaves its spare for the plugin's WorkerPool. */
+export const EARLY_SPARE_KEY = '__concurrentKernelEarlySpare';
+
+/** The labextension's package name (its folder under the site's extensions/). */
+export const EXTENSION_NAME = 'concurrent-kernel';
+export const PLUGIN_ID = 'concurrent-kernel:plugin';
+
+/** Settings that decide where the spare comes from (litePluginSettings["concurrent-kernel:plugin"]). */
+export interface ISpareSettings {
+  indexURL?: string;
+  workerUrl?: string;
+  prewarm?: boolean;
+}
+
+/** A worker told to warm up (load Pyodide from the snapshot), not yet given to a kernel. */
+export interface ISpare {
+  worker: Worker;
+  workerUrl: string;
+  indexURL: string;
+  /** Whether JupyterLite's service worker controlled the page when the worker was made (it then sees its requests). */
+  controlled: boolean;
+  /** Whether the worker has reported it is loaded and warmed up. */
+  warmed: boolean;
+  /** Stop listening to the worker (a kernel takes its messages from here on). */
+  release(): void;
+}
+
+/** The worker script and Pyodide folder for a site whose base URL is BASE_URL (absolute). */
+export function spareUrls(baseUrl: string, conf: ISpareSettings): { workerUrl: string; indexURL: string } {
+  const staticDir = new URL(`extensions/${EXTENSION_NAME}/static/`, baseUrl.replace(/\/?$/, '/')).href;
+  return {
+    indexURL: new URL(conf.indexURL ?? `${staticDir}pyodide/`, baseUrl).href,
+    workerUrl: new URL(conf.workerUrl ?? `${staticDir}ck-worker.js`, baseUrl).href
+  };
+}
+
+/** Make a worker and tell it to load Python and warm up. */
+export function startSpare(workerUrl: string, indexURL: string): ISpare {
+  const worker = new Worker(workerUrl, { type: 'module', name: 'concurrent-kernel' });
+  const spare: ISpare = {
+    worker,
+    workerUrl,
+    indexURL,
+    controlled: !!navigator.serviceWorker?.controller,
+    warmed: false,
+    release: () => worker.removeEventListener('message', onMessage)
+  };
+  const onMessage = (ev: MessageEvent): void => {
+    if (ev.data?.type === 'progress' && ev.data.phase === 'warmed') {
+      spare.warmed = true;
+    }
+  };
+  worker.addEventListener('message', onMessage);
+  worker.postMessage({ type: 'warm', indexURL });
+  return spare;
+}
+
+/**
+ * The spare the page's early start made for these URLs, if any (it is handed out once). One made for other URLs
+ * (the settings changed in between) is stopped.
+ */
+export function takeEarlySpare(workerUrl: string, indexURL: string): ISpare | null {
+  const g = globalThis as unknown as Record<string, ISpare | undefined>;
+  const early = g[EARLY_SPARE_KEY];
+  if (!early) {
+    return null;
+  }
+  delete g[EARLY_SPARE_KEY];
+  if (early.workerUrl === workerUrl && early.indexURL === indexURL) {
+    return early;
+  }
+  early.release();
+  early.worker.terminate();
+  return null;
+}
