@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -141,6 +142,10 @@ _WORKER_TIMINGS = """
 _PRECOMPRESSED = (".gz", ".whl", ".zip", ".png", ".woff", ".woff2", ".br")
 
 
+#: The worker's log lines when a file set it loads in the background was needed before it arrived.
+_SYNC_FETCH = re.compile("fetching the later files|standard library zip: fetching")
+
+
 def _kind(path: str) -> str:
     """Which part of the load a served path belongs to (for the timeline)."""
     name = path.rsplit("/", 1)[-1]
@@ -217,8 +222,9 @@ def cold_trial(
         try:
             context.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
             context.add_init_script(_WATCH)
-            later_sync: list[str] = []  # imports that had to fetch the later files themselves
-            context.on("console", lambda m: later_sync.append(m.text) if "fetching the later files" in m.text else None)
+            # what had to fetch the later files or the standard library itself (before the background load)
+            later_sync: list[str] = []
+            context.on("console", lambda m: later_sync.append(m.text) if _SYNC_FETCH.search(m.text) else None)
             page = context.pages[0] if context.pages else context.new_page()
             for run in ("cold", "warm"):
                 if run == "cold":

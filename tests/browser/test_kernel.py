@@ -281,7 +281,7 @@ def test_failed_package_load_is_reported(browser: Any, base_url: str) -> None:
         route.fulfill(status=404, body="missing on purpose")
 
     context.route("**/pyodide/ipython-*.whl", refuse)
-    context.route("**/pyodide/ck-snapshot.bin.gz", lambda route: route.fulfill(status=404, body="refused"))
+    context.route("**/pyodide/ck-snapshot.bin.*", lambda route: route.fulfill(status=404, body="refused"))
     try:
         page = context.new_page()
         open_lab(page, base_url)

@@ -52,7 +52,7 @@ def test_kernel_starts_without_a_usable_snapshot(browser: Any, base_url: str, da
         else:  # inflates fine, then Pyodide refuses it (bad magic number) inside loadPyodide
             route.fulfill(status=200, body=gzip.compress(b"not a snapshot" * 4096))
 
-    context.route("**/pyodide/ck-snapshot.bin.gz", damaged)
+    context.route("**/pyodide/ck-snapshot.bin.*", damaged)  # .br, and .gz it falls back to
     logs: list[str] = []
     try:
         page = context.new_page()
@@ -65,6 +65,41 @@ def test_kernel_starts_without_a_usable_snapshot(browser: Any, base_url: str, da
         assert served, "the snapshot was never requested"
         assert "loadPackages" in timings and "snapshot" not in timings, timings
         assert any("snapshot not used" in line for line in logs), logs
+    finally:
+        context.close()
+
+
+def test_gzip_files_when_brotli_is_not_usable(browser: Any, base_url: str) -> None:
+    """The memory and files come as brotli data, decoded in the worker; if that fails (here: the decoder cannot be
+    fetched, and the memory is not brotli), the worker says so and takes the gzip files: the snapshot is still used."""
+    context = browser.new_context(service_workers="block")
+    context.route("**/pyodide/brotli-dec.wasm.gz", lambda route: route.fulfill(status=404, body="missing on purpose"))
+    logs: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda msg: logs.append(msg.text))
+        open_lab(page, base_url)
+        nb = new_notebook(page, "no-brotli-test.ipynb", ["import IPython\n1+1"])
+        out = nb.run_and_wait(0, 120)
+        assert out and out[0]["data"]["text/plain"] == "2", dump(out)
+        assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
+        assert any("ck-snapshot.bin.br not used" in line for line in logs), logs
+        assert any("ck-site-packages.bin.br not used" in line for line in logs), logs
+        assert any("pyodide.asm.wasm.br not used" in line for line in logs), logs
+    finally:
+        context.close()
+    context = browser.new_context(service_workers="block")
+    context.route("**/pyodide/ck-snapshot.bin.br", lambda route: route.fulfill(status=200, body=b"not brotli" * 999))
+    logs.clear()
+    try:
+        page = context.new_page()
+        page.on("console", lambda msg: logs.append(msg.text))
+        open_lab(page, base_url)
+        nb = new_notebook(page, "bad-brotli-test.ipynb", ["import IPython\n1+1"])
+        out = nb.run_and_wait(0, 120)
+        assert out and out[0]["data"]["text/plain"] == "2", dump(out)
+        assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
+        assert any("ck-snapshot.bin.br not used" in line for line in logs), logs
     finally:
         context.close()
 
@@ -159,3 +194,16 @@ def test_standard_library_comes_when_python_opens_it(browser: Any, base_url: str
         assert "return _default_decoder.decode(s)" in tb, dump(out)
     finally:
         context.close()
+
+
+def test_a_first_cell_waits_for_nothing_loaded_later(page: Any, base_url: str) -> None:
+    """Starting a kernel and running a first cell reads neither the later files nor the standard library zip (they
+    load in the background after it): none of them is fetched synchronously."""
+    logs: list[str] = []
+    page.on("console", lambda msg: logs.append(msg.text))
+    open_lab(page, base_url)
+    nb = new_notebook(page, "first-cell-test.ipynb", ["print(2**20)"])
+    assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
+    out = nb.run_and_wait(0)
+    assert "1048576" in output_text(out), dump(out)
+    assert not [line for line in logs if "fetching the later files" in line or "library zip: fetching" in line], logs

@@ -8,6 +8,7 @@
  */
 import { ContentsAPI, DriveFS } from '@jupyterlite/services/lib/contents/drivefs';
 import type { TDriveMethod, TDriveRequest, TDriveResponse } from '@jupyterlite/services/lib/contents/drivefs';
+import { BrotliDecStream, BrotliStreamResultCode, initSync as initBrotli } from 'brotli-dec-wasm/web';
 
 import {
   DRIVE_REPLIED,
@@ -59,6 +60,11 @@ interface ISnapshotFiles {
    * snapshot did not import, so it comes after the first result, or at once when Python opens it before.
    */
   stdlib?: { name: string; size: number };
+  /**
+   * The memory and the files also as brotli data (a third smaller than gzip), with their sizes once decoded and the
+   * decoder (a wasm module, gzipped): Chromium's DecompressionStream inflates only gzip and deflate.
+   */
+  brotli?: { decoder: string; memory: string; memorySize: number; files: string; filesSize: number; wasm?: string };
 }
 interface IManifest {
   packages: string[];
@@ -103,7 +109,11 @@ self.fetch = ((input: RequestInfo | URL, init?: RequestInit): Promise<Response> 
   return plainFetch(input, init);
 }) as typeof fetch;
 
-const CONTENT_TYPES: Record<string, string> = { wasm: 'application/wasm', mjs: 'text/javascript' };
+const CONTENT_TYPES: Record<string, string> = {
+  wasm: 'application/wasm',
+  mjs: 'text/javascript',
+  json: 'application/json'
+};
 
 /**
  * The wasm module, compiled while it downloads (and while the snapshot downloads), not once Pyodide asks for it:
@@ -125,16 +135,33 @@ WebAssembly.instantiateStreaming = (async (
 }) as typeof WebAssembly.instantiateStreaming;
 
 /** Start fetching BASE + NAME now (its .gz if the site ships one), for Pyodide to find when it asks. */
-function fetchEarly(base: string, name: string, gzipped: boolean, timings: Record<string, number>): void {
+function fetchEarly(
+  base: string,
+  name: string,
+  gzipped: boolean,
+  timings: Record<string, number>,
+  brotliName?: string
+): void {
   const url = base + name;
-  const got = (gzipped ? plainFetch(url + '.gz') : plainFetch(url)).then(async resp => {
-    if (!resp.ok) {
-      return gzipped ? plainFetch(url) : resp;
-    }
-    const body = await gunzipped(resp.body!, () => (timings[`fetched ${name}`] = elapsed()));
-    const type = CONTENT_TYPES[name.split('.').pop()!] ?? resp.headers.get('Content-Type') ?? '';
-    return new Response(body, { headers: { 'Content-Type': type } });
-  });
+  const type = CONTENT_TYPES[name.split('.').pop()!];
+  const onDone = (): number => (timings[`fetched ${name}`] = elapsed());
+  const gzip = (): Promise<Response> =>
+    (gzipped ? plainFetch(url + '.gz') : plainFetch(url)).then(async resp => {
+      if (!resp.ok) {
+        return gzipped ? plainFetch(url) : resp;
+      }
+      const body = await gunzipped(resp.body!, onDone);
+      return new Response(body, { headers: { 'Content-Type': type ?? resp.headers.get('Content-Type') ?? '' } });
+    });
+  const got = brotliName
+    ? fetchBrotliStream(base + brotliName, onDone).then(
+        body => new Response(body, { headers: { 'Content-Type': type ?? '' } }),
+        err => {
+          log('warn', `${brotliName} not used (${String(err)}): fetching ${gzipped ? name + '.gz' : name}`);
+          return gzip();
+        }
+      )
+    : gzip();
   got.catch(() => undefined);
   if (name.endsWith('.wasm')) {
     compiledWasm = got.then(resp => WebAssembly.compileStreaming(resp));
@@ -229,7 +256,8 @@ def _ck_start(js_send, js_input, services_json):
 function sendOut(msgJson: string, buffers: Uint8Array[] | null | undefined): void {
   if (!firstReplySent && msgJson.includes('"execute_reply"')) {
     firstReplySent = true;
-    setTimeout(loadLaterFiles, AFTER_FIRST_REPLY_MS);
+    setTimeout(loadLaterFiles, 0);
+    setTimeout(loadStdlib, STDLIB_AFTER_FIRST_REPLY_MS);
   }
   const out: ArrayBuffer[] = [];
   for (const b of buffers ?? []) {
@@ -338,9 +366,14 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
     timings.origin = performance.timeOrigin + t0;
     // Everything at once: Pyodide's own files would otherwise be asked for only after the snapshot arrived.
     const gzipped = new Set(manifest.gzipped ?? []);
+    const brotli = manifest.snapshot?.brotli;
+    if (brotli) {
+      brotliReady = loadBrotli(base + brotli.decoder);
+      brotliReady.catch(() => undefined);
+    }
     for (const name of ['pyodide.asm.wasm', 'python_stdlib.zip', 'pyodide-lock.json']) {
       if (name !== manifest.snapshot?.stdlib?.name) {
-        fetchEarly(base, name, gzipped.has(name), timings);
+        fetchEarly(base, name, gzipped.has(name), timings, name === 'pyodide.asm.wasm' ? brotli?.wasm : undefined);
       }
     }
     moduleFactory = loadModuleFactory(base, gzipped.has('pyodide.asm.mjs'), timings);
@@ -458,6 +491,149 @@ async function fetchBytes(url: string, timings: Record<string, number>, name: st
 }
 
 /**
+ * The decoded bytes of the brotli file at URL as they arrive, once the decoder is ready (rejects if it is not, or
+ * the file is missing). A host that sends it with Content-Encoding: br has had the browser decode it already.
+ */
+async function fetchBrotliStream(url: string, onDone?: () => void): Promise<ReadableStream<Uint8Array>> {
+  const resp = await plainFetch(url); // asked for beside the decoder, not after it
+  if (!resp.ok) {
+    throw new Error(`HTTP ${resp.status} for ${resp.url}`);
+  }
+  try {
+    await (brotliReady ?? Promise.reject(new Error('no brotli decoder')));
+  } catch (err) {
+    void resp.body?.cancel().catch(() => undefined);
+    throw err;
+  }
+  const reader = resp.body!.getReader();
+  if (/\bbr\b/.test(resp.headers.get('Content-Encoding') ?? '')) {
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (done) {
+          onDone?.();
+          controller.close();
+        } else {
+          controller.enqueue(value);
+        }
+      },
+      cancel: reason => reader.cancel(reason)
+    });
+  }
+  const decoder = new BrotliDecStream();
+  let code = BrotliStreamResultCode.NeedsMoreInput;
+  let freed = false;
+  const free = (): void => {
+    if (!freed) {
+      freed = true;
+      decoder.free();
+    }
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          onDone?.();
+          free();
+          if (code !== BrotliStreamResultCode.ResultSuccess) {
+            throw new Error(`${url}: the brotli data ends early`);
+          }
+          controller.close();
+          return;
+        }
+        let used = 0;
+        do {
+          const result = decoder.dec(value.subarray(used), BROTLI_OUTPUT_CHUNK);
+          const chunk = result.buf;
+          code = result.code;
+          used += result.input_offset;
+          result.free();
+          if (chunk.byteLength) {
+            controller.enqueue(chunk);
+          }
+        } while (code === BrotliStreamResultCode.NeedsMoreOutput);
+        if (code !== BrotliStreamResultCode.NeedsMoreInput && code !== BrotliStreamResultCode.ResultSuccess) {
+          throw new Error(`${url}: brotli decoder error ${code}`);
+        }
+      } catch (err) {
+        free();
+        void reader.cancel().catch(() => undefined);
+        controller.error(err);
+      }
+    },
+    cancel(reason) {
+      free();
+      return reader.cancel(reason);
+    }
+  });
+}
+
+/** The brotli decoder, compiled and set up (manifest.snapshot.brotli.decoder). */
+let brotliReady: Promise<void> | null = null;
+
+async function loadBrotli(url: string): Promise<void> {
+  const resp = await plainFetch(url);
+  if (!resp.ok) {
+    throw new Error(`HTTP ${resp.status} for ${resp.url}`);
+  }
+  const body = await gunzipped(resp.body!);
+  initBrotli({
+    module: await WebAssembly.compileStreaming(new Response(body, { headers: { 'Content-Type': 'application/wasm' } }))
+  });
+}
+
+/** Bytes out of one call of the brotli decoder (the rest of the input waits for the next call). */
+const BROTLI_OUTPUT_CHUNK = 1 << 20;
+
+/**
+ * Fetch brotli data of SIZE bytes decoded, decoded as it arrives; if that fails (no decoder, a host that decoded
+ * it already, ...), fetch the gzip file at FALLBACK instead.
+ */
+async function fetchBrotli(
+  url: string,
+  size: number,
+  timings: Record<string, number>,
+  name: string,
+  fallback: string
+): Promise<Uint8Array> {
+  try {
+    return await decodeBrotli(url, size, timings, name);
+  } catch (err) {
+    log('warn', `${url} not used (${String(err)}): fetching ${fallback}`);
+    return fetchBytes(fallback, timings, name);
+  }
+}
+
+async function decodeBrotli(
+  url: string,
+  size: number,
+  timings: Record<string, number>,
+  name: string
+): Promise<Uint8Array> {
+  const reader = (await fetchBrotliStream(url, () => (timings[`fetched ${name}`] = elapsed()))).getReader();
+  const out = new Uint8Array(size);
+  let filled = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      break;
+    }
+    if (filled + value.byteLength > size) {
+      void reader.cancel();
+      throw new Error(`it decodes to more than ${size} bytes`);
+    }
+    out.set(value, filled);
+    filled += value.byteLength;
+  }
+  if (filled !== size) {
+    throw new Error(`it decodes to ${filled} bytes, not ${size}`);
+  }
+  timings[`inflated ${name}`] = elapsed();
+  return out;
+}
+
+/**
  * Start Python from the memory snapshot written at build time (ts/scripts/make_snapshot.mjs): the interpreter
  * with every package imported, so neither the installs nor the imports run here. The snapshot holds memory
  * only, so the installed files are written back from their bundle.
@@ -467,8 +643,13 @@ async function restoreSnapshot(
   snapshot: ISnapshotFiles,
   timings: Record<string, number>
 ): Promise<IPyodide> {
-  const memory = fetchBytes(base + snapshot.memory, timings, 'memory');
-  const files = fetchBytes(base + snapshot.files, timings, 'files');
+  const br = snapshot.brotli;
+  const memory = br
+    ? fetchBrotli(base + br.memory, br.memorySize, timings, 'memory', base + snapshot.memory)
+    : fetchBytes(base + snapshot.memory, timings, 'memory');
+  const files = br
+    ? fetchBrotli(base + br.files, br.filesSize, timings, 'files', base + snapshot.files)
+    : fetchBytes(base + snapshot.files, timings, 'files');
   memory.catch(() => undefined);
   files.catch(() => undefined);
   const createModule = await (moduleFactory ?? loadModuleFactory(base, false, timings));
@@ -515,7 +696,7 @@ const stdlib = {
   timings: {} as Record<string, number>
 };
 
-/** Make Pyodide's (empty) standard library zip a file filled on its first open, or when the background fetch arrives. */
+/** Make Pyodide's (empty) standard library zip a file filled on its first open or when the background load ends. */
 function deferStdlib(module: IModule, url: string, size: number, timings: Record<string, number>): void {
   const FS = module.FS;
   const name = FS.readdir('/lib').find(n => /^python\d+\.zip$/.test(n));
@@ -660,18 +841,18 @@ function awaitLaterFiles(py: IPyodide, url: string, modules: string[], timings: 
 }
 
 /**
- * When the later files and the standard library are fetched after the first execute_reply: the page usually still
- * loads some of its own scripts before it shows the result (measured at 40 Mbit/s: 0.6 s idle, over 1 s under
- * load), and they would share the link.
+ * When the standard library is fetched after the first execute_reply: the page usually still loads some of its own
+ * scripts before it shows the result (measured at 40 Mbit/s: 0.6 s idle, over 1 s under load), and it would share
+ * the link. The later files come at once: a first traceback needs some of them (tests/browser/test_packages.py
+ * goes offline right after its first cell).
  */
-const AFTER_FIRST_REPLY_MS = 3000;
+const STDLIB_AFTER_FIRST_REPLY_MS = 3000;
 let firstReplySent = false;
 
 /** When the later files are fetched if no cell has answered by then (ms after the kernel started). */
 const LATER_FILES_DELAY_MS = 3000;
 
 function loadLaterFiles(): void {
-  loadStdlib();
   if (later.written || later.requested) {
     return;
   }
@@ -969,6 +1150,7 @@ async function start(opts: IInitOptions): Promise<void> {
     }
     // The later files once the first cell has answered (or soon anyway): not beside the app's last downloads.
     setTimeout(loadLaterFiles, LATER_FILES_DELAY_MS);
+    setTimeout(loadStdlib, LATER_FILES_DELAY_MS);
   } catch (err) {
     failed = true;
     const msg = err instanceof LoadError ? err.message : `concurrent kernel failed while starting the kernel: ${err}`;
