@@ -7,11 +7,23 @@
  * its own, so nothing is loaded twice.
  *
  * It does nothing outside a JupyterLite page (a JupyterLab server also loads this remoteEntry), when the extension
- * or its plugin is disabled, when the plugin's `prewarm` setting is false, on the first visit of a page that is
- * not cross-origin isolated, or when the page is not waiting on a slow link (see below): the plugin starts the
- * spare as it activates then, as before.
+ * or its plugin is disabled, or when the plugin's `prewarm` setting is false. It makes no spare when the page is
+ * not waiting on a slow link (see onSlowLink: the plugin starts it as it activates, as before). On a page that is
+ * not cross-origin isolated and not yet controlled by JupyterLite's service worker (a first visit), it registers
+ * that service worker first, so that the spare, made here or by the plugin, is one the kernel can keep.
  */
-import { EARLY_SPARE_KEY, EXTENSION_NAME, ISpareSettings, PLUGIN_ID, spareUrls, startSpare } from './spare';
+import {
+  EARLY_CLOSED_KEY,
+  EARLY_SPARE_KEY,
+  EXTENSION_NAME,
+  ISpareSettings,
+  PLUGIN_ID,
+  spareUrls,
+  startSpare
+} from './spare';
+
+/** JupyterLite's plugin that registers its service worker (the kernel's files and stdin go through it). */
+const SERVICE_WORKER_PLUGIN = '@jupyterlite/application-extension:service-worker-manager';
 
 function isDisabled(disabled: unknown, id: string): boolean {
   return (
@@ -69,19 +81,49 @@ function earlyStart(): void {
   ) {
     return;
   }
-  // A page that is not cross-origin isolated gives the kernel the notebook's files through JupyterLite's service
-  // worker, which sees only the requests of workers made while it controls the page: on a first visit (not
-  // controlled yet) the kernel would replace a spare made now (WorkerPool.take) and its downloads would be wasted.
-  const isolated = typeof SharedArrayBuffer !== 'undefined' && !!globalThis.crossOriginIsolated;
-  if (!isolated && navigator.serviceWorker && !navigator.serviceWorker.controller) {
-    return;
-  }
-  if (!onSlowLink()) {
-    return;
-  }
+  const slow = onSlowLink();
   const baseUrl = new URL(config.baseUrl || '/', window.location.href).href;
   const { workerUrl, indexURL } = spareUrls(baseUrl, conf);
-  g[EARLY_SPARE_KEY] = startSpare(workerUrl, indexURL);
+  const start = (): void => {
+    if (slow && !g[EARLY_CLOSED_KEY]) {
+      g[EARLY_SPARE_KEY] = startSpare(workerUrl, indexURL);
+    }
+  };
+  // A page that is not cross-origin isolated gives the kernel the notebook's files through JupyterLite's service
+  // worker, which sees only the requests of workers made while it controls the page: on a first visit (not
+  // controlled yet) the kernel replaces a spare made before (WorkerPool.take), its downloads wasted, whether this
+  // script or the plugin made it. So register the service worker now, as JupyterLite's plugin will later (the same
+  // script URL: the same registration), and make the spare once it controls the page.
+  const isolated = typeof SharedArrayBuffer !== 'undefined' && !!globalThis.crossOriginIsolated;
+  const sw = navigator.serviceWorker;
+  if (!isolated && sw && !sw.controller) {
+    if (!isDisabled(config.disabledExtensions, SERVICE_WORKER_PLUGIN)) {
+      void controlledByServiceWorker(sw, baseUrl, config.enableServiceWorkerCache).then(ok => ok && start());
+    }
+    return;
+  }
+  start();
+}
+
+/** Register JupyterLite's service worker (the URL its plugin registers) and wait until it controls the page. */
+async function controlledByServiceWorker(
+  sw: ServiceWorkerContainer,
+  baseUrl: string,
+  enableCache: unknown
+): Promise<boolean> {
+  const url = new URL('service-worker.js', baseUrl.replace(/\/?$/, '/'));
+  url.searchParams.set('enableCache', String(enableCache || 'false'));
+  const changed = new Promise<void>(resolve =>
+    sw.addEventListener('controllerchange', () => resolve(), { once: true })
+  );
+  try {
+    await sw.register(url.href);
+  } catch (err) {
+    console.warn('concurrent kernel: early service worker registration failed', err);
+    return false;
+  }
+  await Promise.race([changed, new Promise(resolve => setTimeout(resolve, 5000))]);
+  return !!sw.controller;
 }
 
 try {

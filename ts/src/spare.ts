@@ -6,6 +6,8 @@
 
 /** Name of the global under which the remoteEntry's early start leaves its spare for the plugin's WorkerPool. */
 export const EARLY_SPARE_KEY = '__concurrentKernelEarlySpare';
+/** Set once the pool has looked for the early spare: one started later would never be taken. */
+export const EARLY_CLOSED_KEY = '__concurrentKernelEarlyClosed';
 
 /** The labextension's package name (its folder under the site's extensions/). */
 export const EXTENSION_NAME = 'concurrent-kernel';
@@ -66,8 +68,9 @@ export function startSpare(workerUrl: string, indexURL: string): ISpare {
  * (the settings changed in between) is stopped.
  */
 export function takeEarlySpare(workerUrl: string, indexURL: string): ISpare | null {
-  const g = globalThis as unknown as Record<string, ISpare | undefined>;
-  const early = g[EARLY_SPARE_KEY];
+  const g = globalThis as unknown as Record<string, ISpare | boolean | undefined>;
+  g[EARLY_CLOSED_KEY] = true;
+  const early = g[EARLY_SPARE_KEY] as ISpare | undefined;
   if (!early) {
     return null;
   }
