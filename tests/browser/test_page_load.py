@@ -64,6 +64,15 @@ def test_slow_link_repl_kernel_takes_the_spare_started_by_the_remote_entry(
     assert page.evaluate("[...window.concurrentKernels.values()][0].timings.ready > 0")
 
 
+def test_reload_kernel_takes_the_spare_started_by_the_remote_entry(page: Any, base_url: str) -> None:
+    """A reload (the page's scripts from the browser's cache) starts the spare at the remoteEntry too, on any link
+    (the first load on localhost, a fast link, leaves it to the plugin, unless the load makes localhost look slow)."""
+    _open_repl(page, base_url, "print(6*7)", "42")
+    page.reload()
+    page.locator(".jp-OutputArea-output", has_text="42").first.wait_for(timeout=120_000)
+    assert _kernel_worker_started_before_plugin_chunk(page)
+
+
 @pytest.fixture(scope="module")
 def slow_plain_url(site_dir: Path) -> Iterator[str]:
     """The same slow link, without COOP/COEP (not cross-origin isolated, as GitHub Pages or Read the Docs)."""

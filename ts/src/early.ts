@@ -7,8 +7,8 @@
  * its own, so nothing is loaded twice.
  *
  * It does nothing outside a JupyterLite page (a JupyterLab server also loads this remoteEntry), when the extension
- * or its plugin is disabled, or when the plugin's `prewarm` setting is false. It makes no spare when the page is
- * not waiting on a slow link (see onSlowLink: the plugin starts it as it activates, as before). On a page that is
+ * or its plugin is disabled, or when the plugin's `prewarm` setting is false. It makes no spare when the page's
+ * scripts came over a fast link (see startNow: the plugin starts it as it activates, as before). On a page that is
  * not cross-origin isolated and not yet controlled by JupyterLite's service worker (a first visit), it registers
  * that service worker first, so that the spare, made here or by the plugin, is one the kernel can keep.
  */
@@ -42,27 +42,28 @@ function isDisabled(disabled: unknown, id: string): boolean {
 }
 
 /**
- * Link speed (bytes/s) above which the page waits on the CPU about as much as on bytes (its 25 MB in 3 s). The
+ * Link speed (bytes/s) above which the page waits on the CPU about as much as on bytes (its 18 MB in 2 s). The
  * app's bundle (232 KB) arrived in 1-16 ms on localhost under load, in 50-80 ms at 40 Mbit/s (3-5 MB/s).
  */
 const FAST_LINK = 8e6;
 
 /**
- * Whether the page is waiting on a slow link: its scripts came over the network (not from the browser's cache:
- * transferSize above the body size), the largest at under FAST_LINK. Only then does starting the worker's
- * downloads early pay (40 Mbit/s, cold: 0.2-0.9 s sooner); with the files cached, or on a fast link, the page waits
- * on the CPU, which the app's own start needs first (on 2 cores, reloads were 0.3-0.4 s slower with the early
- * start, and on localhost the spare was loaded before the app had made its kernel and ran its JIT warm-up, 1.4 s
- * of CPU, while the app was still starting). Unknown: no.
+ * Whether to make the spare now rather than when the plugin activates. Yes when the page's scripts came from the
+ * browser's cache (transferSize below the body size: none, or a 304's headers), a reload: the worker's files are
+ * cached too, and its decoding and compiling overlap the app's start (reloads 1.77 vs 2.06 s and 1.59 vs 1.70 s
+ * median, sooner in 8 of 10; an earlier build whose worker inflated gzip was 0.3-0.4 s slower under heavier load).
+ * Yes when they came over a slow link (the largest under FAST_LINK): the page waits on bytes (40 Mbit/s, cold:
+ * 0.2-0.9 s sooner). No on a fast link, where the app's start needs the CPU first: on localhost the spare was
+ * loaded before the app had made its kernel and ran its JIT warm-up, 1.4 s of CPU, while the app was starting.
  */
-function onSlowLink(): boolean {
+function startNow(): boolean {
   const entries = (performance.getEntriesByType?.('resource') ?? []) as PerformanceResourceTiming[];
   const fetched = entries.filter(
     e => /\.js(\?|$)/.test(e.name) && e.encodedBodySize > 0 && e.transferSize > e.encodedBodySize
   );
   // The largest (the app's bundle, 232 KB): small files take as long as the scheduling of their few packets.
   const probe = fetched.sort((a, b) => b.encodedBodySize - a.encodedBodySize)[0];
-  return !!probe && probe.encodedBodySize / (Math.max(probe.responseEnd - probe.responseStart, 1) / 1000) < FAST_LINK;
+  return !probe || probe.encodedBodySize / (Math.max(probe.responseEnd - probe.responseStart, 1) / 1000) < FAST_LINK;
 }
 
 function earlyStart(): void {
@@ -81,11 +82,11 @@ function earlyStart(): void {
   ) {
     return;
   }
-  const slow = onSlowLink();
+  const now = startNow();
   const baseUrl = new URL(config.baseUrl || '/', window.location.href).href;
   const { workerUrl, indexURL } = spareUrls(baseUrl, conf);
   const start = (): void => {
-    if (slow && !g[EARLY_CLOSED_KEY]) {
+    if (now && !g[EARLY_CLOSED_KEY]) {
       g[EARLY_SPARE_KEY] = startSpare(workerUrl, indexURL);
     }
   };
