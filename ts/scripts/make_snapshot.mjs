@@ -196,8 +196,8 @@ if (withBrotli) {
     copyFileSync(cached, join(dir, 'pyodide.asm.wasm.br'));
   }
 }
-// The lock (loadPyodide reads it before it starts): 122 kB of JSON, 26 kB gzipped.
-writeFileSync(join(dir, 'pyodide-lock.json.gz'), gzipSync(readFileSync(join(dir, 'pyodide-lock.json')), { level: 9 }));
+// The lock is not shipped gzipped beside itself (it would save 0.1 MB): a site that adds entries to
+// pyodide-lock.json after the build (tests/browser/authored_site.py does) would get the stale copy, quietly.
 
 manifest.snapshot = {
   memory: 'ck-snapshot.bin.gz',
@@ -223,7 +223,7 @@ if (withBrotli) {
   };
 }
 // Pyodide files shipped gzipped beside the originals (ts/scripts/build-labextension.sh): the worker fetches those.
-manifest.gzipped = ['pyodide.asm.wasm', 'pyodide.asm.mjs', 'pyodide-lock.json'].filter((f) =>
+manifest.gzipped = ['pyodide.asm.wasm', 'pyodide.asm.mjs'].filter((f) =>
   existsSync(join(dir, `${f}.gz`))
 );
 writeFileSync(manifestPath, JSON.stringify(manifest, null, 1));
