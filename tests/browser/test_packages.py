@@ -124,6 +124,10 @@ def test_a_package_nobody_has_is_a_clear_error(page: Any, site_url: str) -> None
     assert "ck-nowhere-to-be-found" in errors[0]["evalue"], dump(out)
 
 
+LATER_BUNDLE = "ck-site-packages-later.bin.gz"
+STDLIB_ZIP = "python_stdlib.zip"
+
+
 def test_offline_page_says_how_to_ship_a_package(browser: Any, base_url: str) -> None:
     """The demo site with its online defaults (PyPI, the Pyodide CDN), the page offline: clear errors, no fetch."""
     from urllib.parse import urlsplit
@@ -132,7 +136,9 @@ def test_offline_page_says_how_to_ship_a_package(browser: Any, base_url: str) ->
 
     context = browser.new_context()
     seen: list[str] = []
+    finished: list[str] = []
     context.on("request", lambda r: seen.append(r.url))
+    context.on("requestfinished", lambda r: finished.append(urlsplit(r.url).path.rsplit("/", 1)[-1]))
     try:
         page = context.new_page()
         page.set_default_timeout(60_000)
@@ -140,6 +146,13 @@ def test_offline_page_says_how_to_ship_a_package(browser: Any, base_url: str) ->
         nb = new_notebook(page, "offline-test.ipynb", ["import micropip", "%pip install some-package-not-shipped",
                                                        "import numpy", "%pip install pandas"])
         assert "Loading micropip from this site" in output_text(nb.run_and_wait(0, 120))
+        # Offline once the page has loaded: the worker fetches the files a first result does not need (the later
+        # bundle, the standard library) in the background after it; a CI run that went offline before they had
+        # arrived got IPython's plain fallback traceback (stack_data is in the later bundle) instead of the error.
+        deadline = time.monotonic() + 30
+        while not {LATER_BUNDLE, STDLIB_ZIP} <= set(finished) and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert {LATER_BUNDLE, STDLIB_ZIP} <= set(finished), finished
         context.set_offline(True)
         started = time.monotonic()
         out = nb.run_and_wait(1, 60)
