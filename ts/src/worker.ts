@@ -532,29 +532,36 @@ async function fetchBrotliStream(url: string, onDone?: () => void): Promise<Read
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
-        const { done, value } = await reader.read();
-        if (done) {
-          onDone?.();
-          free();
-          if (code !== BrotliStreamResultCode.ResultSuccess) {
-            throw new Error(`${url}: the brotli data ends early`);
+        // Read until some output is enqueued: a pull that enqueues nothing is not called again, and a small chunk
+        // (a slow link's) can leave all its bytes inside the decoder; the reader then waited forever (a hang seen
+        // at 40 Mbit/s with one build's snapshot and not another's).
+        let enqueued = false;
+        while (!enqueued) {
+          const { done, value } = await reader.read();
+          if (done) {
+            onDone?.();
+            free();
+            if (code !== BrotliStreamResultCode.ResultSuccess) {
+              throw new Error(`${url}: the brotli data ends early`);
+            }
+            controller.close();
+            return;
           }
-          controller.close();
-          return;
-        }
-        let used = 0;
-        do {
-          const result = decoder.dec(value.subarray(used), BROTLI_OUTPUT_CHUNK);
-          const chunk = result.buf;
-          code = result.code;
-          used += result.input_offset;
-          result.free();
-          if (chunk.byteLength) {
-            controller.enqueue(chunk);
+          let used = 0;
+          do {
+            const result = decoder.dec(value.subarray(used), BROTLI_OUTPUT_CHUNK);
+            const chunk = result.buf;
+            code = result.code;
+            used += result.input_offset;
+            result.free();
+            if (chunk.byteLength) {
+              controller.enqueue(chunk);
+              enqueued = true;
+            }
+          } while (code === BrotliStreamResultCode.NeedsMoreOutput);
+          if (code !== BrotliStreamResultCode.NeedsMoreInput && code !== BrotliStreamResultCode.ResultSuccess) {
+            throw new Error(`${url}: brotli decoder error ${code}`);
           }
-        } while (code === BrotliStreamResultCode.NeedsMoreOutput);
-        if (code !== BrotliStreamResultCode.NeedsMoreInput && code !== BrotliStreamResultCode.ResultSuccess) {
-          throw new Error(`${url}: brotli decoder error ${code}`);
         }
       } catch (err) {
         free();
