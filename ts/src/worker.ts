@@ -743,14 +743,20 @@ function deferStdlib(module: IModule, url: string, size: number, timings: Record
 
 function fetchStdlibSync(): Uint8Array {
   log('info', 'Python opened its standard library zip: fetching it now');
+  const data = fetchSync(stdlib.url);
+  stdlib.timings.stdlibFetchedSync = elapsed();
+  return data;
+}
+
+/** GET URL synchronously (a worker may block: Python is waiting inside an open or an import). */
+function fetchSync(url: string): Uint8Array {
   const xhr = new XMLHttpRequest();
-  xhr.open('GET', stdlib.url, false);
+  xhr.open('GET', url, false);
   xhr.responseType = 'arraybuffer';
   xhr.send();
   if (xhr.status !== 200) {
-    throw new Error(`HTTP ${xhr.status} for ${stdlib.url}`);
+    throw new Error(`HTTP ${xhr.status} for ${url}`);
   }
-  stdlib.timings.stdlibFetchedSync = elapsed();
   return new Uint8Array(xhr.response as ArrayBuffer);
 }
 
@@ -885,15 +891,9 @@ function fetchLaterSync(module: string): Uint8Array | null {
     return null;
   }
   log('info', `importing ${module}: fetching the later files now`);
-  const xhr = new XMLHttpRequest();
-  xhr.open('GET', later.url, false);
-  xhr.responseType = 'arraybuffer';
-  xhr.send();
-  if (xhr.status !== 200) {
-    throw new Error(`HTTP ${xhr.status} for ${later.url}`);
-  }
+  const data = fetchSync(later.url);
   later.timings.laterFetchedSync = elapsed();
-  return new Uint8Array(xhr.response as ArrayBuffer);
+  return data;
 }
 
 function writeLaterSync(bytes: Uint8Array): void {
