@@ -1,9 +1,11 @@
-"""How a page opening a kernel loads: over a slow link the spare worker starts from the labextension's remoteEntry
-script (before the app's plugins load) and is the worker the kernel then takes (ts/src/early.ts, WorkerPool),
-without isolation too (JupyterLite's service worker registered first)."""
+"""How a page opening a kernel loads: the app's start-up chunks come in one gzipped pack
+(concurrent_kernel/lite_app_pack.py), one by one when the pack cannot be used; over a slow link the spare worker
+starts from the labextension's remoteEntry script (before the app's plugins load) and is the worker the kernel then
+takes (ts/src/early.ts, WorkerPool), without isolation too (JupyterLite's service worker registered first)."""
 
 from __future__ import annotations
 
+import gzip
 import re
 import urllib.parse
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ import pytest
 from conftest import _serve_module
 
 EXT = "/extensions/concurrent-kernel/static/"
+APP_CHUNK = r"/build/(?:\d+\.[0-9a-f]+|jlab_core\.[0-9a-f]+)\.js"
 
 
 def _open_repl(page: Any, url: str, code: str, expect: str) -> None:
@@ -27,15 +30,15 @@ def _first(requests: list[str], pattern: str) -> int:
     return next(i for i, u in enumerate(requests) if re.search(pattern, u))
 
 
-def _kernel_worker_started_before_plugin_chunk(page: Any) -> bool:
-    """Whether the kernel's worker started (its own clock, epoch ms) before the plugin's code chunk was requested:
-    then it is the spare the remoteEntry made, not one made by the plugin or for the kernel."""
+def _kernel_took_the_spare_started_before_activation(page: Any) -> bool:
+    """Whether the kernel's worker is the spare the remoteEntry made before the plugin activated (the page's
+    performance marks, ts/src/spare.ts MARKS), not one made by the plugin or for the kernel."""
     return page.evaluate(
         """() => {
-        const origin = [...window.concurrentKernels.values()][0].timings.origin;
-        const chunk = performance.getEntriesByType('resource')
-          .find(e => /extensions\\/concurrent-kernel\\/static\\/\\d+\\.[0-9a-f]+\\.js/.test(e.name));
-        return origin < performance.timeOrigin + chunk.startTime;
+        const [early] = performance.getEntriesByName('concurrent-kernel:early-spare');
+        const [activated] = performance.getEntriesByName('concurrent-kernel:activated');
+        const took = performance.getEntriesByName('concurrent-kernel:took-early-spare').length === 1;
+        return took && !!early && !!activated && early.startTime < activated.startTime;
       }"""
     )
 
@@ -54,12 +57,9 @@ def test_slow_link_repl_kernel_takes_the_spare_started_by_the_remote_entry(
 ) -> None:
     _open_repl(page, slow_url, "print(6*7)", "42")
     seen = list(requests_seen)
-    worker = _first(seen, re.escape(EXT) + r"ck-worker\.js")
-    remote_entry = _first(seen, re.escape(EXT) + r"remoteEntry\.")
-    own_chunk = _first(seen, re.escape(EXT) + r"\d+\.[0-9a-f]+\.js")  # the plugin's code, loaded by the app later
-    assert remote_entry < worker < own_chunk, seen
+    assert _first(seen, re.escape(EXT) + r"remoteEntry\.") < _first(seen, re.escape(EXT) + r"ck-worker\.js"), seen
     # The kernel's worker is that spare (taken, not replaced); one worker loaded Python.
-    assert _kernel_worker_started_before_plugin_chunk(page)
+    assert _kernel_took_the_spare_started_before_activation(page)
     assert sum(1 for u in seen if u.endswith("/pyodide/ck-manifest.json")) == 1, seen
     assert page.evaluate("[...window.concurrentKernels.values()][0].timings.ready > 0")
 
@@ -70,31 +70,75 @@ def test_reload_kernel_takes_the_spare_started_by_the_remote_entry(page: Any, ba
     _open_repl(page, base_url, "print(6*7)", "42")
     page.reload()
     page.locator(".jp-OutputArea-output", has_text="42").first.wait_for(timeout=120_000)
-    assert _kernel_worker_started_before_plugin_chunk(page)
+    assert _kernel_took_the_spare_started_before_activation(page)
 
 
 @pytest.fixture(scope="module")
-def slow_plain_url(site_dir: Path) -> Iterator[str]:
-    """The same slow link, without COOP/COEP (not cross-origin isolated, as GitHub Pages or Read the Docs)."""
+def slow_plain(site_dir: Path) -> Iterator[tuple[str, Any]]:
+    """The same slow link, without COOP/COEP (not cross-origin isolated, as GitHub Pages or Read the Docs), and
+    the log of what it served."""
     serve = _serve_module()
-    server, url = serve.serve_in_thread(site_dir, 0, False, serve.Throttle(40, 20))
-    yield url
+    served = serve.ServeLog()
+    server, url = serve.serve_in_thread(site_dir, 0, False, serve.Throttle(40, 20), served)
+    yield url, served
     server.shutdown()
 
 
-def test_first_visit_not_isolated_kernel_keeps_the_early_spare(
-    page: Any, slow_plain_url: str, requests_seen: list[str]
-) -> None:
+def test_first_visit_not_isolated_kernel_keeps_its_spare(page: Any, slow_plain: tuple[str, Any]) -> None:
     """Not cross-origin isolated, the kernel's files go through JupyterLite's service worker, which sees only the
-    workers made while it controls the page. The remoteEntry registers it at once and makes the spare once it
-    controls the page, so the kernel keeps that spare (before, it replaced the uncontrolled one: two workers loaded
-    Python) and its files work."""
+    workers made while it controls the page. The spare (the remoteEntry's or the plugin's) is made once it controls
+    the page, so the kernel keeps it (before, it replaced an uncontrolled one: two workers loaded Python, everything
+    downloaded twice) and its files work."""
+    url, served = slow_plain
     query = urllib.parse.urlencode(
         {"kernel": "concurrent", "code": "import os; print(os.getcwd(), sorted(os.listdir('.'))[:1])", "execute": "1"}
     )
-    page.goto(f"{slow_plain_url}repl/index.html?{query}")
+    page.goto(f"{url}repl/index.html?{query}")
     page.locator(".jp-OutputArea-output", has_text="/drive").first.wait_for(timeout=120_000)
-    seen = list(requests_seen)
     assert page.evaluate("!!navigator.serviceWorker.controller")
-    assert _first(seen, re.escape(EXT) + r"ck-worker\.js") < _first(seen, re.escape(EXT) + r"\d+\.[0-9a-f]+\.js"), seen
-    assert _kernel_worker_started_before_plugin_chunk(page)
+    manifests = [e for e in served.entries if e.path.endswith("/pyodide/ck-manifest.json")]
+    assert len(manifests) == 1, [e.path for e in served.entries]
+
+
+def _app_chunks(seen: list[str]) -> list[str]:
+    return [u for u in seen if re.search(APP_CHUNK, u)]
+
+
+@pytest.mark.parametrize("app", ["repl", "notebooks"])
+def test_app_loads_its_start_up_chunks_from_one_pack(
+    page: Any, base_url: str, requests_seen: list[str], app: str
+) -> None:
+    """The app asks for none of its start-up chunks one by one: they were all in its pack. A chunk asked for here
+    means the recorded list is stale (a new jupyterlite-core): run scripts/record-app-chunks.py."""
+    if app == "repl":
+        _open_repl(page, base_url, "print(6*7)", "42")
+    else:
+        page.goto(f"{base_url}notebooks/index.html?path=basics.ipynb")
+        page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
+        page.wait_for_function("() => window.jupyterapp !== undefined")
+    seen = list(requests_seen)
+    assert [u for u in seen if re.search(rf"/build/ck-app-{app}\.[0-9a-f]+\.js\.gz$", u)], seen
+    assert not _app_chunks(seen), _app_chunks(seen)
+    assert not [u for u in seen if re.search(re.escape(EXT) + r"\d+\.[0-9a-f]+\.js", u)], seen
+
+
+def test_app_without_its_pack_loads_chunks_one_by_one(page: Any, base_url: str, requests_seen: list[str]) -> None:
+    """A host that lost the pack (or a page whose fetch of it fails): the app loads as it would without packs."""
+    page.route("**/build/ck-app-*", lambda route: route.fulfill(status=404, body="not here"))
+    _open_repl(page, base_url, "print(6*7)", "42")
+    assert len(_app_chunks(list(requests_seen))) > 20
+
+
+def test_pack_inflated_by_the_host_is_used_as_it_comes(
+    page: Any, base_url: str, site_dir: Path, requests_seen: list[str]
+) -> None:
+    """A host that serves `.gz` files with `Content-Encoding: gzip` hands the page the inflated script."""
+    [pack] = (site_dir / "build").glob("ck-app-repl.*.js.gz")
+    page.route(
+        "**/build/ck-app-repl.*",
+        lambda route: route.fulfill(
+            status=200, body=gzip.decompress(pack.read_bytes()), headers={"content-type": "application/gzip"}
+        ),
+    )
+    _open_repl(page, base_url, "print(6*7)", "42")
+    assert not _app_chunks(list(requests_seen))

@@ -17,6 +17,7 @@ import {
   EARLY_SPARE_KEY,
   EXTENSION_NAME,
   ISpareSettings,
+  MARKS,
   PLUGIN_ID,
   spareUrls,
   startSpare
@@ -87,6 +88,7 @@ function earlyStart(): void {
   const { workerUrl, indexURL } = spareUrls(baseUrl, conf);
   const start = (): void => {
     if (now && !g[EARLY_CLOSED_KEY]) {
+      performance.mark(MARKS.earlySpare);
       g[EARLY_SPARE_KEY] = startSpare(workerUrl, indexURL);
     }
   };

@@ -8,7 +8,7 @@ import { IKernelClient, IKernelSpecs } from '@jupyterlite/services';
 
 import { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
 import type { IPackageSettings } from './protocol';
-import { PLUGIN_ID, spareUrls } from './spare';
+import { MARKS, PLUGIN_ID, spareUrls } from './spare';
 
 export { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
 
@@ -98,15 +98,26 @@ const plugin: JupyterFrontEndPlugin<void> = {
     kernelClient: IKernelClient | null,
     serviceWorker: IServiceWorkerManager | null
   ): void => {
+    performance.mark(MARKS.activated);
     const baseUrl = new URL(PageConfig.getBaseUrl(), window.location.href).href;
     const conf = settings();
     // The same URLs as the remoteEntry script's early start (ts/src/early.ts), so the pool takes that spare.
     const { workerUrl, indexURL } = spareUrls(baseUrl, conf);
 
     const pool = new WorkerPool(workerUrl, indexURL, conf.prewarm ?? true);
+    // A cross-origin isolated page mounts the files through shared buffers; only otherwise is the service worker
+    // needed (and waited for).
+    const isolated = typeof SharedArrayBuffer !== 'undefined' && !!globalThis.crossOriginIsolated;
     // Warm a spare right away (its own thread), so the first notebook finds Pyodide loaded: the one the
-    // remoteEntry script started long before this activation, or a new one.
-    pool.refill();
+    // remoteEntry script started long before this activation, or a new one. On a first visit to a page that is not
+    // isolated, a spare made before JupyterLite's service worker controls the page would be replaced by the kernel
+    // (take) and its downloads wasted: it is made once the service worker controls the page (or gave up). With the
+    // app's chunks in one pack (lite_app_pack.py) the plugin activates before that service worker is registered.
+    if (!isolated && serviceWorker && navigator.serviceWorker && !navigator.serviceWorker.controller) {
+      void serviceWorkerReady(serviceWorker).then(() => pool.refill());
+    } else {
+      pool.refill();
+    }
 
     // JupyterLite's own settings name "python" (the stock Pyodide kernel) as the default kernel. On a site without
     // that kernel the default names nothing: make this one the default (New Notebook, a REPL without ?kernel=).
@@ -126,9 +137,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
         resources: { 'logo-32x32': LOGO, 'logo-64x64': LOGO }
       },
       create: async options => {
-        // A cross-origin isolated page mounts the files through shared buffers; only otherwise is the
-        // service worker needed (and waited for).
-        const isolated = typeof SharedArrayBuffer !== 'undefined' && !!globalThis.crossOriginIsolated;
         const serviceWorkerEnabled = isolated ? false : await serviceWorkerReady(serviceWorker);
         return new ConcurrentKernel({
           ...options,

@@ -22,7 +22,7 @@ import {
   STDIN_HEADER_BYTES,
   ToWorker
 } from './protocol';
-import { ISpare, startSpare, takeEarlySpare } from './spare';
+import { ISpare, MARKS, startSpare, takeEarlySpare } from './spare';
 
 /** Milliseconds the worker gets to acknowledge an interrupt before we escalate. */
 const INTERRUPT_ACK_MS = 250;
@@ -100,12 +100,16 @@ export class WorkerPool {
       this._adoptEarly();
     }
     let spare = this._spare;
+    const early = this._spareEarly;
     this._spare = null;
     this._spareEarly = false;
     if (spare && serviceWorker && !spare.controlled) {
       spare.release();
       spare.worker.terminate();
       spare = null;
+    }
+    if (spare && early) {
+      performance.mark(MARKS.tookEarlySpare);
     }
     spare?.release(); // the pool stops listening: a taken worker's messages are its kernel's
     return spare?.worker ?? this._create();

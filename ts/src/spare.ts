@@ -9,6 +9,16 @@ export const EARLY_SPARE_KEY = '__concurrentKernelEarlySpare';
 /** Set once the pool has looked for the early spare: one started later would never be taken. */
 export const EARLY_CLOSED_KEY = '__concurrentKernelEarlyClosed';
 
+/** Performance marks of the page-load timeline (bench/browser_bench.py, tests/browser/test_page_load.py). */
+export const MARKS = {
+  /** The remoteEntry script made the early spare. */
+  earlySpare: 'concurrent-kernel:early-spare',
+  /** The plugin activated (where a spare not started early is made). */
+  activated: 'concurrent-kernel:activated',
+  /** A kernel took the early spare as its worker. */
+  tookEarlySpare: 'concurrent-kernel:took-early-spare'
+} as const;
+
 /** The labextension's package name (its folder under the site's extensions/). */
 export const EXTENSION_NAME = 'concurrent-kernel';
 export const PLUGIN_ID = 'concurrent-kernel:plugin';

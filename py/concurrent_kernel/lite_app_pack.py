@@ -1,0 +1,136 @@
+"""`jupyter lite build` addon: each app's start-up JavaScript in one gzipped file.
+
+A JupyterLite page loads ~55 chunks (6.4 MB) before the app runs, and a host that does not compress sends them as
+they are: at 40 Mbit/s that is more than a second of a reader's wait, a third of the bytes to a first result. This
+addon packs the chunks an app loads at start-up (recorded by `scripts/record-app-chunks.py` in
+`lite_app_chunks.json`) into `build/ck-app-<app>.<hash>.js.gz` (1.6 MB) and adds a loader to the app's page: it
+fetches the pack while `config-utils.js` reads the site's settings, inflates it (`DecompressionStream`) and runs it
+before the app's bundle, so the bundle's runtime finds those chunks already pushed and asks for none of them. Any
+failure (no pack, no `DecompressionStream`, a host that inflated it already is handled) leaves the page loading
+its chunks one by one, as without this addon; a chunk missing from a stale list is simply loaded on its own.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jupyterlite_core.addons.base import BaseAddon
+
+CHUNK_LIST = Path(__file__).with_name("lite_app_chunks.json")
+PACK_GLOB = "ck-app-*.js.gz"
+OWN_EXTENSION = "extensions/concurrent-kernel/static"
+LOADER_MARK = "data-ck-app-pack"
+# In config-utils.js's main(): the app's bundle is added here, once the pack has run.
+BUNDLE_ANCHOR = "  document.head.appendChild(bundle);\n"
+BUNDLE_GATED = "  await globalThis.ckAppPack;\n" + BUNDLE_ANCHOR
+_CHUNK_START = re.compile(rb'^(?:"use strict";)?\s*\(self\.(?:rspack|webpack)Chunk\w*\s*=')
+_CONFIG_IMPORT = re.compile(r"<script>\s*\(async function \(\) \{")
+
+_LOADER = """<script {mark}>
+      // concurrent-kernel: the app's start-up chunks in one gzipped file (concurrent_kernel/lite_app_pack.py).
+      globalThis.ckAppPack = (async (src) => {{
+        try {{
+          const response = await fetch(src);
+          if (!response.ok) return false;
+          let bytes = await response.arrayBuffer();
+          const head = new Uint8Array(bytes, 0, 2);
+          if (head[0] === 0x1f && head[1] === 0x8b) {{
+            const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+            bytes = await new Response(inflated).arrayBuffer();
+          }}
+          const url = URL.createObjectURL(new Blob([bytes], {{ type: 'text/javascript' }}));
+          await new Promise((done) => {{
+            const script = document.createElement('script');
+            script.src = url;
+            script.onload = script.onerror = done;
+            document.head.appendChild(script);
+          }});
+          URL.revokeObjectURL(url);
+          return true;
+        }} catch (error) {{
+          console.warn('[concurrent-kernel] app chunks load one by one:', error);
+          return false;
+        }}
+      }})('../build/{pack}');
+    </script>
+    """
+
+
+def is_chunk(path: Path) -> bool:
+    """A webpack/rspack JSONP chunk: pushing it before its runtime starts is how the runtime expects it."""
+    try:
+        with path.open("rb") as f:
+            return bool(_CHUNK_START.match(f.read(200)))
+    except OSError:
+        return False
+
+
+def chunk_lists(path: Path = CHUNK_LIST) -> dict[str, list[str]]:
+    try:
+        return dict(json.loads(path.read_text())["apps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def pack_app(site: Path, app: str, chunks: list[str]) -> Path | None:
+    """Write the app's pack and its page's loader; None when the page or its config-utils.js is not as expected."""
+    page = site / app / "index.html"
+    config_utils = site / "config-utils.js"
+    if not page.is_file() or not config_utils.is_file():
+        return None
+    utils = config_utils.read_text()
+    if BUNDLE_GATED not in utils:
+        if BUNDLE_ANCHOR not in utils:
+            return None
+        config_utils.write_text(utils.replace(BUNDLE_ANCHOR, BUNDLE_GATED, 1))
+    own = sorted(p.relative_to(site).as_posix() for p in (site / OWN_EXTENSION).glob("*.js") if is_chunk(p))
+    files = [site / c for c in dict.fromkeys([*chunks, *own]) if is_chunk(site / c)]
+    if not files:
+        return None
+    source = b"".join(_strip_source_map(f.read_bytes()) + b"\n;\n" for f in files)
+    packed = gzip.compress(source, 9, mtime=0)
+    for old in (site / "build").glob(f"ck-app-{app}.*.js.gz"):
+        old.unlink()
+    pack = site / "build" / f"ck-app-{app}.{hashlib.sha256(packed).hexdigest()[:12]}.js.gz"
+    pack.write_bytes(packed)
+    html = re.sub(rf"<script {LOADER_MARK}>.*?</script>\s*", "", page.read_text(), flags=re.S)
+    found = _CONFIG_IMPORT.search(html)
+    if not found:
+        pack.unlink()
+        return None
+    loader = _LOADER.format(mark=LOADER_MARK, pack=pack.name)
+    page.write_text(html[: found.start()] + loader + html[found.start() :])
+    return pack
+
+
+def _strip_source_map(code: bytes) -> bytes:
+    return re.sub(rb"\n//# sourceMappingURL=\S+\s*$", b"\n", code)
+
+
+class AppPackAddon(BaseAddon):
+    """Pack each app's start-up chunks so that a host without compression sends a quarter of the bytes."""
+
+    __all__ = ["post_build"]
+
+    def post_build(self, manager: Any) -> Iterator[dict[str, Any]]:
+        for app, chunks in chunk_lists().items():
+            if (manager.output_dir / app / "index.html").is_file():
+                yield self.task(
+                    name=f"pack:{app}",
+                    doc=f"pack the start-up chunks of {app}/ into one gzipped file",
+                    actions=[(self._pack, [manager.output_dir, app, chunks])],
+                    uptodate=[False],  # the pages it edits are written again by every build
+                )
+
+    def _pack(self, site: Path, app: str, chunks: list[str]) -> None:
+        pack = pack_app(site, app, chunks)
+        if pack is None:
+            self.log.warning(f"[concurrent-kernel] {app}/: page not as expected, its chunks load one by one")
+        else:
+            self.log.info(f"[concurrent-kernel] {app}/: start-up chunks in {pack.name} ({pack.stat().st_size} B)")
