@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("jupyterlite_core")
-
 from concurrent_kernel import lite_app_pack
 
 CONFIG_UTILS = """async function main() {
