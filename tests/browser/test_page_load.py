@@ -142,3 +142,65 @@ def test_pack_inflated_by_the_host_is_used_as_it_comes(
     )
     _open_repl(page, base_url, "print(6*7)", "42")
     assert not _app_chunks(list(requests_seen))
+
+
+_DECODED_CACHE = """async () => {
+  const out = {};
+  for (const name of await caches.keys()) {
+    if (name.startsWith('concurrent-kernel-decoded-')) {
+      const cache = await caches.open(name);
+      out[name] = (await cache.keys()).map(r => r.url.split('/').pop());
+    }
+  }
+  return out;
+}"""
+
+
+def _timings(page: Any) -> dict[str, float]:
+    return page.evaluate("[...window.concurrentKernels.values()][0].timings")
+
+
+def _wait_decoded_cache(page: Any) -> dict[str, list[str]]:
+    """The decoded copies, once the worker has written the three (after the first result)."""
+    for _ in range(100):
+        caches = page.evaluate(_DECODED_CACHE)
+        if caches and len(next(iter(caches.values()))) == 3:
+            return caches
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the decoded copies were not written: {page.evaluate(_DECODED_CACHE)}")
+
+
+def test_reload_reads_the_decoded_files_from_the_cache(page: Any, base_url: str) -> None:
+    """After the first result the worker keeps what it decoded (memory, files, wasm) in Cache Storage: a reload
+    reads those instead of decoding the brotli files again (ts/src/decodedCache.ts)."""
+    _open_repl(page, base_url, "print(6*7)", "42")
+    first = _timings(page)
+    assert "inflated memory" in first and "cached memory" not in first, first
+    [names] = _wait_decoded_cache(page).values()
+    assert sorted(names) == ["ck-site-packages.bin.br", "ck-snapshot.bin.br", "pyodide.asm.wasm.br"], names
+    page.reload()
+    page.locator(".jp-OutputArea-output", has_text="42").first.wait_for(timeout=120_000)
+    again = _timings(page)
+    assert {"cached memory", "cached files", "cached pyodide.asm.wasm"} <= set(again), again
+    assert "inflated memory" not in again and "fetched pyodide.asm.wasm" not in again, again
+
+
+def test_damaged_decoded_copies_are_decoded_again(page: Any, base_url: str) -> None:
+    """A cached copy of the wrong size, or a wasm that does not compile, is dropped and the file decoded as on a
+    first visit: the kernel starts all the same."""
+    _open_repl(page, base_url, "print(6*7)", "42")
+    [name] = _wait_decoded_cache(page)
+    page.evaluate(
+        """async (name) => {
+        const cache = await caches.open(name);
+        for (const request of await cache.keys()) {
+          await cache.put(request, new Response('damaged', {headers: {'Content-Type': 'application/wasm'}}));
+        }
+      }""",
+        name,
+    )
+    page.reload()
+    page.locator(".jp-OutputArea-output", has_text="42").first.wait_for(timeout=120_000)
+    again = _timings(page)
+    assert {"inflated memory", "inflated files", "fetched pyodide.asm.wasm", "compiled pyodide.asm.wasm"} <= set(again)
+    assert "cached memory" not in again and "cached files" not in again, again

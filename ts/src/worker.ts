@@ -9,6 +9,14 @@
 import { ContentsAPI, DriveFS } from '@jupyterlite/services/lib/contents/drivefs';
 import type { TDriveMethod, TDriveRequest, TDriveResponse } from '@jupyterlite/services/lib/contents/drivefs';
 import { BrotliDecStream, BrotliStreamResultCode, initSync as initBrotli } from 'brotli-dec-wasm/web';
+import {
+  cachedDecoded,
+  cachedResponse,
+  dropDecoded,
+  flushDecoded,
+  keepDecoded,
+  openDecodedCache
+} from './decodedCache';
 
 import {
   DRIVE_REPLIED,
@@ -153,23 +161,43 @@ function fetchEarly(
       const body = await gunzipped(resp.body!, onDone);
       return new Response(body, { headers: { 'Content-Type': type ?? resp.headers.get('Content-Type') ?? '' } });
     });
-  const got = brotliName
-    ? fetchBrotliStream(base + brotliName, onDone).then(
-        body => new Response(body, { headers: { 'Content-Type': type ?? '' } }),
-        err => {
-          log('warn', `${brotliName} not used (${String(err)}): fetching ${gzipped ? name + '.gz' : name}`);
-          return gzip();
-        }
-      )
-    : gzip();
-  got.catch(() => undefined);
+  const fetched = (): Promise<Response> =>
+    brotliName
+      ? fetchBrotliStream(base + brotliName, onDone).then(
+          body => {
+            // The decoded bytes also go to the cache (decodedCache.ts), written after the first result.
+            const [use, keep] = body.tee();
+            keepDecoded(base + brotliName, new Response(keep).blob(), type);
+            return new Response(use, { headers: { 'Content-Type': type ?? '' } });
+          },
+          err => {
+            log('warn', `${brotliName} not used (${String(err)}): fetching ${gzipped ? name + '.gz' : name}`);
+            return gzip();
+          }
+        )
+      : gzip();
   if (name.endsWith('.wasm')) {
-    compiledWasm = got.then(resp => WebAssembly.compileStreaming(resp));
+    // Compiled from the decoded copy a reload finds in the cache (decodedCache.ts), else as it downloads.
+    const cached = brotliName ? cachedResponse(base + brotliName) : Promise.resolve(null);
+    compiledWasm = cached.then(async resp => {
+      if (resp) {
+        timings[`cached ${name}`] = elapsed();
+        try {
+          return await WebAssembly.compileStreaming(resp);
+        } catch (err) {
+          log('warn', `the cached ${name} did not compile (${String(err)}): fetching it`);
+          void dropDecoded(base + brotliName!);
+        }
+      }
+      return WebAssembly.compileStreaming(await fetched());
+    });
     compiledWasm.then(() => (timings[`compiled ${name}`] = elapsed())).catch(() => undefined);
     const marker = new Response(null);
     compiledMarker.add(marker);
     early.set(url, Promise.resolve(marker));
   } else {
+    const got = fetched();
+    got.catch(() => undefined);
     early.set(url, got);
   }
 }
@@ -257,6 +285,7 @@ function sendOut(msgJson: string, buffers: Uint8Array[] | null | undefined): voi
   if (!firstReplySent && msgJson.includes('"execute_reply"')) {
     firstReplySent = true;
     setTimeout(loadLaterFiles, 0);
+    setTimeout(() => void flushDecoded(), 0);
     setTimeout(loadStdlib, STDLIB_AFTER_FIRST_REPLY_MS);
   }
   const out: ArrayBuffer[] = [];
@@ -360,7 +389,9 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
     if (!manifestResp.ok) {
       throw new Error(`HTTP ${manifestResp.status} for ${manifestResp.url}`);
     }
-    const manifest = (await manifestResp.json()) as IManifest;
+    const manifestText = await manifestResp.text();
+    const manifest = JSON.parse(manifestText) as IManifest;
+    openDecodedCache(manifestText);
     loadedManifest = manifest;
     timings.manifest = elapsed();
     timings.origin = performance.timeOrigin + t0;
@@ -409,6 +440,7 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
       await warmUp(py, timings); // never throws: a failed warm-up is logged and the kernel starts anyway
     }
     post({ type: 'progress', phase: 'warmed', elapsedMs: elapsed() });
+    setTimeout(() => void flushDecoded(), DECODED_CACHE_AFTER_WARM_MS); // a spare no kernel takes for a while
     return timings;
   } catch (err) {
     throw new LoadError(`concurrent kernel failed while ${phase}: ${(err as Error)?.message ?? String(err)}`);
@@ -618,6 +650,11 @@ async function decodeBrotli(
   timings: Record<string, number>,
   name: string
 ): Promise<Uint8Array> {
+  const cached = await cachedDecoded(url, size);
+  if (cached) {
+    timings[`cached ${name}`] = elapsed();
+    return cached;
+  }
   const reader = (await fetchBrotliStream(url, () => (timings[`fetched ${name}`] = elapsed()))).getReader();
   const out = new Uint8Array(size);
   let filled = 0;
@@ -637,6 +674,7 @@ async function decodeBrotli(
     throw new Error(`it decodes to ${filled} bytes, not ${size}`);
   }
   timings[`inflated ${name}`] = elapsed();
+  keepDecoded(url, Promise.resolve(out));
   return out;
 }
 
@@ -860,6 +898,8 @@ function awaitLaterFiles(py: IPyodide, url: string, modules: string[], timings: 
  * goes offline right after its first cell).
  */
 const STDLIB_AFTER_FIRST_REPLY_MS = 3000;
+/** When a warmed spare writes its decoded files to the cache if no kernel has run a cell by then. */
+const DECODED_CACHE_AFTER_WARM_MS = 5000;
 let firstReplySent = false;
 
 /** When the later files are fetched if no cell has answered by then (ms after the kernel started). */
