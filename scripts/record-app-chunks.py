@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import importlib.util
 import json
 import shutil
 import sys
@@ -28,14 +27,6 @@ sys.path.insert(0, str(ROOT / "py"))
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 from concurrent_kernel.lite_app_pack import CHUNK_LIST, OWN_EXTENSION, PACK_GLOB, is_chunk  # noqa: E402
-
-
-def _serve_module() -> Any:
-    spec = importlib.util.spec_from_file_location("serve_site", ROOT / "scripts" / "serve-site.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _scenarios(url: str) -> dict[str, tuple[str, Any]]:
@@ -71,7 +62,7 @@ def record(site: Path, quiet_s: float = 2.0) -> dict[str, list[str]]:
 
     import conftest
 
-    serve = _serve_module()
+    serve = conftest._serve_module()
     found: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "site"

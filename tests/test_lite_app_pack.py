@@ -59,7 +59,17 @@ def test_pack_holds_the_listed_chunks_and_the_kernels_own(site: Path) -> None:
     html = (site / "repl" / "index.html").read_text()
     assert f"'../build/{pack.name}'" in html
     assert html.index(lite_app_pack.LOADER_MARK) < html.index("config-utils.js")
-    assert "await globalThis.ckAppPack;\n  document.head.appendChild(bundle);" in (site / "config-utils.js").read_text()
+    utils = (site / "config-utils.js").read_text()
+    assert "globalThis.ckConfigReady?.();\n  await globalThis.ckAppPack;\n  document.head.appendChild(bundle);" in utils
+    assert "src: null," in html  # no ck-early.js in this site: nothing to start sooner
+
+
+def test_loader_starts_the_kernel_worker_sooner_when_the_site_has_the_early_script(site: Path) -> None:
+    (site / lite_app_pack.EARLY_SCRIPT).write_text("/* early start */")
+    lite_app_pack.pack_app(site, "repl", ["build/1.a.js"])
+    html = (site / "repl" / "index.html").read_text()
+    assert 'src: "../extensions/concurrent-kernel/static/ck-early.js",' in html
+    assert f"size >= {lite_app_pack.PROBE_BYTES}" in html and f"< {lite_app_pack.FAST_LINK}" in html
 
 
 def test_packing_again_replaces_the_pack_and_the_loader(site: Path) -> None:

@@ -8,6 +8,10 @@ fetches the pack while `config-utils.js` reads the site's settings, inflates it 
 before the app's bundle, so the bundle's runtime finds those chunks already pushed and asks for none of them. Any
 failure (no pack, no `DecompressionStream`, a host that inflated it already is handled) leaves the page loading
 its chunks one by one, as without this addon; a chunk missing from a stale list is simply loaded on its own.
+
+The pack's first bytes also time the link: over a slow one the loader runs the kernel's early start
+(`ck-early.js`, ts/src/early.ts) as soon as the page's config is merged, so the worker's downloads share the link
+from the start instead of waiting for the app's remoteEntry scripts.
 """
 
 from __future__ import annotations
@@ -26,38 +30,73 @@ CHUNK_LIST = Path(__file__).with_name("lite_app_chunks.json")
 PACK_GLOB = "ck-app-*.js.gz"
 OWN_EXTENSION = "extensions/concurrent-kernel/static"
 LOADER_MARK = "data-ck-app-pack"
-# In config-utils.js's main(): the app's bundle is added here, once the pack has run.
+# In config-utils.js's main(): the config is merged here, and the app's bundle added once the pack has run.
 BUNDLE_ANCHOR = "  document.head.appendChild(bundle);\n"
-BUNDLE_GATED = "  await globalThis.ckAppPack;\n" + BUNDLE_ANCHOR
+BUNDLE_GATED = "  globalThis.ckConfigReady?.();\n  await globalThis.ckAppPack;\n" + BUNDLE_ANCHOR
+EARLY_SCRIPT = f"{OWN_EXTENSION}/ck-early.js"
+# Link speed test on the pack's first bytes: as ts/src/early.ts FAST_LINK (bytes/s), on its first 256 KB.
+FAST_LINK = 8_000_000
+PROBE_BYTES = 256 * 1024
 _CHUNK_START = re.compile(rb'^(?:"use strict";)?\s*\(self\.(?:rspack|webpack)Chunk\w*\s*=')
 _CONFIG_IMPORT = re.compile(r"<script>\s*\(async function \(\) \{")
 
 _LOADER = """<script {mark}>
       // concurrent-kernel: the app's start-up chunks in one gzipped file (concurrent_kernel/lite_app_pack.py).
-      globalThis.ckAppPack = (async (src) => {{
-        try {{
-          const response = await fetch(src);
-          if (!response.ok) return false;
-          let bytes = await response.arrayBuffer();
-          const head = new Uint8Array(bytes, 0, 2);
-          if (head[0] === 0x1f && head[1] === 0x8b) {{
-            const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
-            bytes = await new Response(inflated).arrayBuffer();
-          }}
-          const url = URL.createObjectURL(new Blob([bytes], {{ type: 'text/javascript' }}));
-          await new Promise((done) => {{
+      (() => {{
+        const early = {{ src: {early}, slow: null, configured: false, started: false }};
+        // Over a slow link the kernel's worker starts as soon as the page's config is merged (ck-early.js).
+        const startEarly = () => {{
+          if (early.src && early.slow && early.configured && !early.started) {{
+            early.started = true;
+            globalThis.__concurrentKernelSlowLink = true;
             const script = document.createElement('script');
-            script.src = url;
-            script.onload = script.onerror = done;
+            script.src = early.src;
             document.head.appendChild(script);
-          }});
-          URL.revokeObjectURL(url);
-          return true;
-        }} catch (error) {{
-          console.warn('[concurrent-kernel] app chunks load one by one:', error);
-          return false;
-        }}
-      }})('../build/{pack}');
+          }}
+        }};
+        globalThis.ckConfigReady = () => {{
+          early.configured = true;
+          startEarly();
+        }};
+        globalThis.ckAppPack = (async (src) => {{
+          try {{
+            const response = await fetch(src);
+            if (!response.ok) return false;
+            const reader = response.body.getReader();
+            const chunks = [];
+            const start = performance.now();
+            let size = 0;
+            for (;;) {{
+              const {{ done, value }} = await reader.read();
+              if (done) break;
+              chunks.push(value);
+              size += value.byteLength;
+              if (early.slow === null && size >= {probe}) {{
+                early.slow = (size / Math.max(performance.now() - start, 1)) * 1000 < {fast_link};
+                startEarly();
+              }}
+            }}
+            let bytes = await new Blob(chunks).arrayBuffer();
+            const head = new Uint8Array(bytes, 0, 2);
+            if (head[0] === 0x1f && head[1] === 0x8b) {{
+              const inflated = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+              bytes = await new Response(inflated).arrayBuffer();
+            }}
+            const url = URL.createObjectURL(new Blob([bytes], {{ type: 'text/javascript' }}));
+            await new Promise((done) => {{
+              const script = document.createElement('script');
+              script.src = url;
+              script.onload = script.onerror = done;
+              document.head.appendChild(script);
+            }});
+            URL.revokeObjectURL(url);
+            return true;
+          }} catch (error) {{
+            console.warn('[concurrent-kernel] app chunks load one by one:', error);
+            return false;
+          }}
+        }})('../build/{pack}');
+      }})();
     </script>
     """
 
@@ -104,7 +143,8 @@ def pack_app(site: Path, app: str, chunks: list[str]) -> Path | None:
     if not found:
         pack.unlink()
         return None
-    loader = _LOADER.format(mark=LOADER_MARK, pack=pack.name)
+    early = json.dumps(f"../{EARLY_SCRIPT}") if (site / EARLY_SCRIPT).is_file() else "null"
+    loader = _LOADER.format(mark=LOADER_MARK, pack=pack.name, early=early, probe=PROBE_BYTES, fast_link=FAST_LINK)
     page.write_text(html[: found.start()] + loader + html[found.start() :])
     return pack
 

@@ -52,21 +52,25 @@ def slow_url(site_dir: Path) -> Iterator[str]:
     server.shutdown()
 
 
-def test_slow_link_repl_kernel_takes_the_spare_started_by_the_remote_entry(
+def test_slow_link_repl_kernel_takes_the_spare_started_by_the_pack_loader(
     page: Any, slow_url: str, requests_seen: list[str]
 ) -> None:
+    """Over a slow link the app pack's loader runs the early start (ck-early.js) once the page's config is merged:
+    the worker's downloads begin before the app's remoteEntry scripts are even asked for."""
     _open_repl(page, slow_url, "print(6*7)", "42")
     seen = list(requests_seen)
-    assert _first(seen, re.escape(EXT) + r"remoteEntry\.") < _first(seen, re.escape(EXT) + r"ck-worker\.js"), seen
+    early, worker = _first(seen, re.escape(EXT) + r"ck-early\.js"), _first(seen, re.escape(EXT) + r"ck-worker\.js")
+    assert early < worker < _first(seen, re.escape(EXT) + r"remoteEntry\."), seen
+    assert page.evaluate("window.__concurrentKernelSlowLink === true")
     # The kernel's worker is that spare (taken, not replaced); one worker loaded Python.
     assert _kernel_took_the_spare_started_before_activation(page)
     assert sum(1 for u in seen if u.endswith("/pyodide/ck-manifest.json")) == 1, seen
     assert page.evaluate("[...window.concurrentKernels.values()][0].timings.ready > 0")
 
 
-def test_reload_kernel_takes_the_spare_started_by_the_remote_entry(page: Any, base_url: str) -> None:
-    """A reload (the page's scripts from the browser's cache) starts the spare at the remoteEntry too, on any link
-    (the first load on localhost, a fast link, leaves it to the plugin, unless the load makes localhost look slow)."""
+def test_reload_kernel_takes_the_spare_started_early(page: Any, base_url: str) -> None:
+    """A reload (the page's scripts from the browser's cache) starts the spare at the remoteEntry, on any link (the
+    first load on localhost, a fast link, leaves it to the plugin, unless the load makes localhost look slow)."""
     _open_repl(page, base_url, "print(6*7)", "42")
     page.reload()
     page.locator(".jp-OutputArea-output", has_text="42").first.wait_for(timeout=120_000)

@@ -125,12 +125,16 @@ def test_build_ships_the_kernel_and_the_directives(docs_site: Path) -> None:
     assert re.search(r'src="lite/repl/index.html\?kernel=concurrent&execute=1', html)
     assert "try_examples_button" in html
     assert (docs_site / "lite" / "files" / "notebooks" / "tour.ipynb").exists()
+    # The wheel's build addon packed each app's start-up chunks (concurrent_kernel/lite_app_pack.py).
+    for app in ("repl", "notebooks", "lab"):
+        assert list((docs_site / "lite" / "build").glob(f"ck-app-{app}.*.js.gz")), app
 
 
 def test_replite_runs_its_code(page: Page, docs_url: str, requests_seen: list[str]) -> None:
     text = open_docs(page, docs_url)
     assert "replite emscripten ['a:3', 'b:2']" in text
     assert any("/lite/extensions/concurrent-kernel/static/" in u for u in requests_seen)
+    assert any(re.search(r"/lite/build/ck-app-repl\.[0-9a-f]+\.js\.gz$", u) for u in requests_seen), requests_seen
 
 
 @pytest.mark.parametrize(("prompt", "app"), [("Open the notebook", "notebooks"), ("Open JupyterLab", "lab")])

@@ -25,6 +25,9 @@ echo "[build] labextension"
 "$VENV/bin/jupyter-builder" build . >"$CACHE.builder.log" 2>&1 || { cat "$CACHE.builder.log"; exit 1; }
 rm -f "$CACHE.builder.log"
 cp ts/lib/worker.js "$OUT/static/ck-worker.js"
+# The early start on its own too, for the app pack's loader to run sooner on a slow link (lite_app_pack.py).
+node_modules/.bin/esbuild ts/src/early.ts --bundle --format=iife --target=es2020 --minify \
+  --log-level=warning --outfile="$OUT/static/ck-early.js"
 cat >"$OUT/install.json" <<'JSON'
 {
   "packageManager": "python",

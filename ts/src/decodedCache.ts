@@ -2,7 +2,8 @@
  * Decoded copies of the worker's brotli files (memory snapshot, first files, Pyodide's wasm: 48 MB from 11 MB) in the
  * origin's Cache Storage. The browser's HTTP cache keeps the brotli bytes, so a reload downloads nothing, but this
  * worker decoded them again: 0.4-0.5 s of its CPU, the larger part of a reload's wait. On a reload they are read
- * from here instead. The copies are written after the first result (not while a first visit waits for it), under
+ * from here instead. The copies are written after the first result (not while a first visit waits for it), or by
+ * a spare that warmed before any kernel took it, under
  * a cache named after the manifest's text, so a rebuilt site starts a new one and the old one is deleted. Cache
  * Storage exists only in secure contexts (https, localhost): elsewhere, and on any failure, files are decoded as
  * before.

@@ -1,6 +1,7 @@
 /**
  * Early start of the spare kernel worker, prepended to the labextension's remoteEntry script at build time
- * (ts/webpack.extra.js). JupyterLite's bootstrap loads every extension's remoteEntry right after its page config
+ * (ts/webpack.extra.js), and built on its own as static/ck-early.js, which the app pack's loader runs as soon as the
+ * page's config is merged when its pack came over a slow link (concurrent_kernel/lite_app_pack.py). JupyterLite's bootstrap loads every extension's remoteEntry right after its page config
  * is merged, before the app's own chunks; the plugin activates only once those are loaded and evaluated (measured
  * at 40 Mbit/s: remoteEntry at 0.27 s, activation at 1.7 s; with the app's chunks in one pack, lite_app_pack.py,
  * remoteEntry at 0.65 s and activation at 0.9 s). Starting the worker here overlaps Pyodide's and the snapshot's
@@ -16,10 +17,12 @@
 import {
   EARLY_CLOSED_KEY,
   EARLY_SPARE_KEY,
+  EARLY_TRIED_KEY,
   EXTENSION_NAME,
   ISpareSettings,
   MARKS,
   PLUGIN_ID,
+  SLOW_LINK_KEY,
   spareUrls,
   startSpare
 } from './spare';
@@ -59,6 +62,9 @@ const FAST_LINK = 8e6;
  * loaded before the app had made its kernel and ran its JIT warm-up, 1.4 s of CPU, while the app was starting.
  */
 function startNow(): boolean {
+  if ((globalThis as unknown as Record<string, unknown>)[SLOW_LINK_KEY] === true) {
+    return true; // the app pack's loader timed its pack (lite_app_pack.py): the same test, made sooner
+  }
   const entries = (performance.getEntriesByType?.('resource') ?? []) as PerformanceResourceTiming[];
   const fetched = entries.filter(
     e => /\.js(\?|$)/.test(e.name) && e.encodedBodySize > 0 && e.transferSize > e.encodedBodySize
@@ -72,7 +78,13 @@ function earlyStart(): void {
   const script = typeof document !== 'undefined' ? document.getElementById('jupyter-config-data') : null;
   const g = globalThis as unknown as Record<string, unknown>;
   // data-jupyter-lite-root marks a JupyterLite page (config-utils.js has merged its config into this script).
-  if (!script || script.dataset.jupyterLiteRoot === undefined || g[EARLY_SPARE_KEY] || typeof Worker === 'undefined') {
+  if (
+    !script ||
+    script.dataset.jupyterLiteRoot === undefined ||
+    g[EARLY_SPARE_KEY] ||
+    g[EARLY_TRIED_KEY] ||
+    typeof Worker === 'undefined'
+  ) {
     return;
   }
   const config = JSON.parse(script.textContent || '{}');
@@ -85,6 +97,9 @@ function earlyStart(): void {
     return;
   }
   const now = startNow();
+  if (now) {
+    g[EARLY_TRIED_KEY] = true;
+  }
   const baseUrl = new URL(config.baseUrl || '/', window.location.href).href;
   const { workerUrl, indexURL } = spareUrls(baseUrl, conf);
   const start = (): void => {

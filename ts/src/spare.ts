@@ -8,6 +8,13 @@
 export const EARLY_SPARE_KEY = '__concurrentKernelEarlySpare';
 /** Set once the pool has looked for the early spare: one started later would never be taken. */
 export const EARLY_CLOSED_KEY = '__concurrentKernelEarlyClosed';
+/** Set once an early start is under way (the app pack's loader and the remoteEntry both run early.ts). */
+export const EARLY_TRIED_KEY = '__concurrentKernelEarlyTried';
+/**
+ * Set by the app pack's loader (concurrent_kernel/lite_app_pack.py) when the pack came over a slow link: it then
+ * runs early.ts (ck-early.js) as soon as the page's config is merged, long before the remoteEntry script loads.
+ */
+export const SLOW_LINK_KEY = '__concurrentKernelSlowLink';
 
 /** Performance marks of the page-load timeline (bench/browser_bench.py, tests/browser/test_page_load.py). */
 export const MARKS = {

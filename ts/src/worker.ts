@@ -440,7 +440,11 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
       await warmUp(py, timings); // never throws: a failed warm-up is logged and the kernel starts anyway
     }
     post({ type: 'progress', phase: 'warmed', elapsedMs: elapsed() });
-    setTimeout(() => void flushDecoded(), DECODED_CACHE_AFTER_WARM_MS); // a spare no kernel takes for a while
+    if (!options) {
+      // A spare no kernel has taken: it writes the decoded copies while it waits. A kernel that was waiting for it
+      // writes them after its first result instead (sendOut).
+      setTimeout(() => void flushDecoded(), 0);
+    }
     return timings;
   } catch (err) {
     throw new LoadError(`concurrent kernel failed while ${phase}: ${(err as Error)?.message ?? String(err)}`);
@@ -898,8 +902,6 @@ function awaitLaterFiles(py: IPyodide, url: string, modules: string[], timings: 
  * goes offline right after its first cell).
  */
 const STDLIB_AFTER_FIRST_REPLY_MS = 3000;
-/** When a warmed spare writes its decoded files to the cache if no kernel has run a cell by then. */
-const DECODED_CACHE_AFTER_WARM_MS = 5000;
 let firstReplySent = false;
 
 /** When the later files are fetched if no cell has answered by then (ms after the kernel started). */
