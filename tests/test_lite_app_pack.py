@@ -89,10 +89,19 @@ def test_unexpected_config_utils_leaves_the_site_as_it_was(site: Path) -> None:
     assert not list((site / "build").glob(lite_app_pack.PACK_GLOB))
 
 
-def test_unexpected_page_leaves_no_pack(site: Path) -> None:
+def test_unexpected_page_leaves_the_site_as_it_was(site: Path) -> None:
     (site / "repl" / "index.html").write_text("<html><script src='app.js'></script></html>")
     assert lite_app_pack.pack_app(site, "repl", ["build/1.a.js"]) is None
     assert not list((site / "build").glob(lite_app_pack.PACK_GLOB))
+    assert (site / "config-utils.js").read_text() == CONFIG_UTILS
+
+
+def test_no_chunk_there_leaves_the_site_as_it_was(site: Path) -> None:
+    for chunk in [*(site / "build").glob("*.js"), *(site / lite_app_pack.OWN_EXTENSION).glob("*.js")]:
+        chunk.unlink()
+    assert lite_app_pack.pack_app(site, "repl", ["build/1.a.js"]) is None
+    assert (site / "repl" / "index.html").read_text() == PAGE
+    assert (site / "config-utils.js").read_text() == CONFIG_UTILS
 
 
 def test_recorded_lists_name_apps_and_site_files() -> None:

@@ -1,9 +1,9 @@
 """`jupyter lite build` addon: each app's start-up JavaScript in one gzipped file.
 
-A JupyterLite page loads ~55 chunks (6.4 MB) before the app runs, and a host that does not compress sends them as
-they are: at 40 Mbit/s that is more than a second of a reader's wait, a third of the bytes to a first result. This
-addon packs the chunks an app loads at start-up (recorded by `scripts/record-app-chunks.py` in
-`lite_app_chunks.json`) into `build/ck-app-<app>.<hash>.js.gz` (1.6 MB) and adds a loader to the app's page: it
+A JupyterLite page loads ~60 chunks (5.8 MB for the REPL) before the app runs, and a host that does not compress
+sends them as they are: at 40 Mbit/s that is more than a second of a reader's wait, a third of the bytes to a first
+result. This addon packs the chunks an app loads at start-up (recorded by `scripts/record-app-chunks.py` in
+`lite_app_chunks.json`) into `build/ck-app-<app>.<hash>.js.gz` (1.5 MB) and adds a loader to the app's page: it
 fetches the pack while `config-utils.js` reads the site's settings, inflates it (`DecompressionStream`) and runs it
 before the app's bundle, so the bundle's runtime finds those chunks already pushed and asks for none of them. Any
 failure (no pack, no `DecompressionStream`, a host that inflated it already is handled) leaves the page loading
@@ -118,16 +118,17 @@ def chunk_lists(path: Path = CHUNK_LIST) -> dict[str, list[str]]:
 
 
 def pack_app(site: Path, app: str, chunks: list[str]) -> Path | None:
-    """Write the app's pack and its page's loader; None when the page or its config-utils.js is not as expected."""
+    """Write the app's pack and its page's loader; None (nothing written) when the page or config-utils.js is not
+    as expected, or none of the chunks is there."""
     page = site / app / "index.html"
     config_utils = site / "config-utils.js"
     if not page.is_file() or not config_utils.is_file():
         return None
+    html = re.sub(rf"<script {LOADER_MARK}>.*?</script>\s*", "", page.read_text(), flags=re.S)
+    found = _CONFIG_IMPORT.search(html)
     utils = config_utils.read_text()
-    if BUNDLE_GATED not in utils:
-        if BUNDLE_ANCHOR not in utils:
-            return None
-        config_utils.write_text(utils.replace(BUNDLE_ANCHOR, BUNDLE_GATED, 1))
+    if not found or (BUNDLE_GATED not in utils and BUNDLE_ANCHOR not in utils):
+        return None
     own = sorted(p.relative_to(site).as_posix() for p in (site / OWN_EXTENSION).glob("*.js") if is_chunk(p))
     files = [site / c for c in dict.fromkeys([*chunks, *own]) if is_chunk(site / c)]
     if not files:
@@ -138,11 +139,8 @@ def pack_app(site: Path, app: str, chunks: list[str]) -> Path | None:
         old.unlink()
     pack = site / "build" / f"ck-app-{app}.{hashlib.sha256(packed).hexdigest()[:12]}.js.gz"
     pack.write_bytes(packed)
-    html = re.sub(rf"<script {LOADER_MARK}>.*?</script>\s*", "", page.read_text(), flags=re.S)
-    found = _CONFIG_IMPORT.search(html)
-    if not found:
-        pack.unlink()
-        return None
+    if BUNDLE_GATED not in utils:
+        config_utils.write_text(utils.replace(BUNDLE_ANCHOR, BUNDLE_GATED, 1))
     early = json.dumps(f"../{EARLY_SCRIPT}") if (site / EARLY_SCRIPT).is_file() else "null"
     loader = _LOADER.format(mark=LOADER_MARK, pack=pack.name, early=early, probe=PROBE_BYTES, fast_link=FAST_LINK)
     page.write_text(html[: found.start()] + loader + html[found.start() :])

@@ -3,10 +3,10 @@
  * origin's Cache Storage. The browser's HTTP cache keeps the brotli bytes, so a reload downloads nothing, but this
  * worker decoded them again: 0.4-0.5 s of its CPU, the larger part of a reload's wait. On a reload they are read
  * from here instead. The copies are written after the first result (not while a first visit waits for it), or by
- * a spare that warmed before any kernel took it, under
- * a cache named after the manifest's text, so a rebuilt site starts a new one and the old one is deleted. Cache
- * Storage exists only in secure contexts (https, localhost): elsewhere, and on any failure, files are decoded as
- * before.
+ * a spare that warmed before any kernel took it. The cache is named after the site's Pyodide folder and the
+ * manifest's text: a rebuilt site starts a new one and deletes its old one (another site on the same origin keeps
+ * its own). Cache Storage exists only in secure contexts (https, localhost): elsewhere, and on any failure, files
+ * are decoded as before.
  */
 
 const PREFIX = 'concurrent-kernel-decoded-';
@@ -14,26 +14,29 @@ const PREFIX = 'concurrent-kernel-decoded-';
 let opened: Promise<Cache | null> = Promise.resolve(null);
 const pending: Array<{ url: string; body: Promise<Blob | Uint8Array<ArrayBuffer>>; type?: string }> = [];
 
-async function open(manifestText: string): Promise<Cache | null> {
+async function digest(text: string): Promise<string> {
+  const bytes = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)));
+  return Array.from(bytes.slice(0, 8), b => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function open(base: string, manifestText: string): Promise<Cache | null> {
   const storage = (self as unknown as { caches?: CacheStorage }).caches;
   if (!storage) {
     return null;
   }
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(manifestText));
-  const name =
-    PREFIX +
-    Array.from(new Uint8Array(digest).slice(0, 8), b => b.toString(16).padStart(2, '0')).join('');
+  const site = `${PREFIX}${await digest(base)}-`;
+  const name = site + (await digest(manifestText));
   for (const old of await storage.keys()) {
-    if (old.startsWith(PREFIX) && old !== name) {
+    if (old.startsWith(site) && old !== name) {
       void storage.delete(old).catch(() => undefined);
     }
   }
   return storage.open(name);
 }
 
-/** Open (or start) the cache for the site whose manifest is MANIFEST_TEXT. */
-export function openDecodedCache(manifestText: string): void {
-  opened = open(manifestText).catch(() => null);
+/** Open (or start) the cache for the Pyodide folder BASE whose manifest is MANIFEST_TEXT. */
+export function openDecodedCache(base: string, manifestText: string): void {
+  opened = open(base, manifestText).catch(() => null);
 }
 
 /** The cached response for URL (its decoded bytes), or null. */

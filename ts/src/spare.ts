@@ -18,7 +18,7 @@ export const SLOW_LINK_KEY = '__concurrentKernelSlowLink';
 
 /** Performance marks of the page-load timeline (bench/browser_bench.py, tests/browser/test_page_load.py). */
 export const MARKS = {
-  /** The remoteEntry script made the early spare. */
+  /** The early start (ck-early.js or the remoteEntry script) made the spare. */
   earlySpare: 'concurrent-kernel:early-spare',
   /** The plugin activated (where a spare not started early is made). */
   activated: 'concurrent-kernel:activated',

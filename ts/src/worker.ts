@@ -391,7 +391,7 @@ async function doWarm(indexURL: string): Promise<Record<string, number>> {
     }
     const manifestText = await manifestResp.text();
     const manifest = JSON.parse(manifestText) as IManifest;
-    openDecodedCache(manifestText);
+    openDecodedCache(base, manifestText);
     loadedManifest = manifest;
     timings.manifest = elapsed();
     timings.origin = performance.timeOrigin + t0;
