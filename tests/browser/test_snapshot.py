@@ -69,39 +69,46 @@ def test_kernel_starts_without_a_usable_snapshot(browser: Any, base_url: str, da
         context.close()
 
 
-def test_gzip_files_when_brotli_is_not_usable(browser: Any, base_url: str) -> None:
-    """The memory and files come as brotli data, decoded in the worker; if that fails (here: the decoder cannot be
-    fetched, and the memory is not brotli), the worker says so and takes the gzip files: the snapshot is still used."""
+def _snapshot_start_with_route(browser: Any, base_url: str, pattern: str, handler: Any, path: str) -> list[str]:
+    """Run a first cell on a page whose requests for PATTERN go to HANDLER; the snapshot must still be used. Returns
+    the page's console lines."""
     context = browser.new_context(service_workers="block")
-    context.route("**/pyodide/brotli-dec.wasm.gz", lambda route: route.fulfill(status=404, body="missing on purpose"))
+    context.route(pattern, handler)
     logs: list[str] = []
     try:
         page = context.new_page()
         page.on("console", lambda msg: logs.append(msg.text))
         open_lab(page, base_url)
-        nb = new_notebook(page, "no-brotli-test.ipynb", ["import IPython\n1+1"])
+        nb = new_notebook(page, path, ["import IPython\n1+1"])
         out = nb.run_and_wait(0, 120)
         assert out and out[0]["data"]["text/plain"] == "2", dump(out)
         assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
-        assert any("ck-snapshot.bin.br not used" in line for line in logs), logs
-        assert any("ck-site-packages.bin.br not used" in line for line in logs), logs
-        assert any("pyodide.asm.wasm.br not used" in line for line in logs), logs
     finally:
         context.close()
-    context = browser.new_context(service_workers="block")
-    context.route("**/pyodide/ck-snapshot.bin.br", lambda route: route.fulfill(status=200, body=b"not brotli" * 999))
-    logs.clear()
-    try:
-        page = context.new_page()
-        page.on("console", lambda msg: logs.append(msg.text))
-        open_lab(page, base_url)
-        nb = new_notebook(page, "bad-brotli-test.ipynb", ["import IPython\n1+1"])
-        out = nb.run_and_wait(0, 120)
-        assert out and out[0]["data"]["text/plain"] == "2", dump(out)
-        assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
-        assert any("ck-snapshot.bin.br not used" in line for line in logs), logs
-    finally:
-        context.close()
+    return logs
+
+
+def test_gzip_files_when_brotli_is_not_usable(browser: Any, base_url: str) -> None:
+    """The memory and files come as brotli data, decoded in the worker; if that fails (here: the decoder cannot be
+    fetched, and the memory is not brotli), the worker says so and takes the gzip files: the snapshot is still used."""
+    logs = _snapshot_start_with_route(
+        browser,
+        base_url,
+        "**/pyodide/brotli-dec.wasm.gz",
+        lambda route: route.fulfill(status=404, body="missing on purpose"),
+        "no-brotli-test.ipynb",
+    )
+    assert any("ck-snapshot.bin.br not used" in line for line in logs), logs
+    assert any("ck-site-packages.bin.br not used" in line for line in logs), logs
+    assert any("pyodide.asm.wasm.br not used" in line for line in logs), logs
+    logs = _snapshot_start_with_route(
+        browser,
+        base_url,
+        "**/pyodide/ck-snapshot.bin.br",
+        lambda route: route.fulfill(status=200, body=b"not brotli" * 999),
+        "bad-brotli-test.ipynb",
+    )
+    assert any("ck-snapshot.bin.br not used" in line for line in logs), logs
 
 
 def test_next_notebook_gets_a_warmed_spare(page: Any, base_url: str) -> None:

@@ -56,15 +56,11 @@ export async function dropDecoded(url: string): Promise<void> {
 
 /** The decoded bytes of URL if the cache has them, exactly SIZE bytes long; otherwise null. */
 export async function cachedDecoded(url: string, size: number): Promise<Uint8Array | null> {
+  const resp = await cachedResponse(url);
   try {
-    const cache = await opened;
-    const resp = cache ? await cache.match(url) : undefined;
-    if (!resp) {
-      return null;
-    }
-    const bytes = new Uint8Array(await resp.arrayBuffer());
-    if (bytes.byteLength !== size) {
-      void cache!.delete(url).catch(() => undefined);
+    const bytes = resp ? new Uint8Array(await resp.arrayBuffer()) : null;
+    if (bytes && bytes.byteLength !== size) {
+      void dropDecoded(url);
       return null;
     }
     return bytes;

@@ -203,26 +203,16 @@ function fetchEarly(
 }
 
 /**
- * The bytes of BODY, inflated as they arrive if they are gzip data (a host may or may not have undone the gzip
- * itself, with Content-Encoding: so look at the bytes). ONDONE is called when the last byte has arrived.
+ * READER's bytes as a stream again, after HEAD (chunks already read from it; FINISHED: it had ended there). ONDONE
+ * is called when the last byte has arrived.
  */
-async function gunzipped(body: ReadableStream<Uint8Array>, onDone?: () => void): Promise<ReadableStream<Uint8Array>> {
-  const reader = body.getReader();
-  const head: Uint8Array[] = [];
-  let seen = 0;
-  let finished = false;
-  while (seen < 2) {
-    const { done, value } = await reader.read();
-    if (done) {
-      finished = true;
-      break;
-    }
-    head.push(value);
-    seen += value.byteLength;
-  }
-  const first = head[0];
-  const isGzip = !!first && (first.byteLength > 1 ? first[1] : head[1][0]) === 0x8b && first[0] === 0x1f;
-  const stream = new ReadableStream<Uint8Array>({
+function readerStream(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  onDone?: () => void,
+  head: Uint8Array[] = [],
+  finished = false
+): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
     start(controller) {
       head.forEach(chunk => controller.enqueue(chunk));
       if (finished) {
@@ -243,6 +233,29 @@ async function gunzipped(body: ReadableStream<Uint8Array>, onDone?: () => void):
       return reader.cancel(reason);
     }
   });
+}
+
+/**
+ * The bytes of BODY, inflated as they arrive if they are gzip data (a host may or may not have undone the gzip
+ * itself, with Content-Encoding: so look at the bytes). ONDONE is called when the last byte has arrived.
+ */
+async function gunzipped(body: ReadableStream<Uint8Array>, onDone?: () => void): Promise<ReadableStream<Uint8Array>> {
+  const reader = body.getReader();
+  const head: Uint8Array[] = [];
+  let seen = 0;
+  let finished = false;
+  while (seen < 2) {
+    const { done, value } = await reader.read();
+    if (done) {
+      finished = true;
+      break;
+    }
+    head.push(value);
+    seen += value.byteLength;
+  }
+  const first = head[0];
+  const isGzip = !!first && (first.byteLength > 1 ? first[1] : head[1][0]) === 0x8b && first[0] === 0x1f;
+  const stream = readerStream(reader, onDone, head, finished);
   const inflate = new DecompressionStream('gzip') as unknown as TransformStream<Uint8Array, Uint8Array>;
   return isGzip ? stream.pipeThrough(inflate) : stream;
 }
@@ -543,18 +556,7 @@ async function fetchBrotliStream(url: string, onDone?: () => void): Promise<Read
   }
   const reader = resp.body!.getReader();
   if (/\bbr\b/.test(resp.headers.get('Content-Encoding') ?? '')) {
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const { done, value } = await reader.read();
-        if (done) {
-          onDone?.();
-          controller.close();
-        } else {
-          controller.enqueue(value);
-        }
-      },
-      cancel: reason => reader.cancel(reason)
-    });
+    return readerStream(reader, onDone);
   }
   const decoder = new BrotliDecStream();
   let code = BrotliStreamResultCode.NeedsMoreInput;
