@@ -72,7 +72,16 @@ interface ISnapshotFiles {
    * The memory and the files also as brotli data (a third smaller than gzip), with their sizes once decoded and the
    * decoder (a wasm module, gzipped): Chromium's DecompressionStream inflates only gzip and deflate.
    */
-  brotli?: { decoder: string; memory: string; memorySize: number; files: string; filesSize: number; wasm?: string };
+  brotli?: {
+    decoder: string;
+    memory: string;
+    memorySize: number;
+    /** The memory file's bytes at offset..+length are XORed with a fresh module's memory at address..+length. */
+    memoryDelta?: { offset: number; address: number; length: number };
+    files: string;
+    filesSize: number;
+    wasm?: string;
+  };
 }
 interface IManifest {
   packages: string[];
@@ -135,12 +144,19 @@ WebAssembly.instantiateStreaming = (async (
   imports?: WebAssembly.Imports
 ): Promise<WebAssembly.WebAssemblyInstantiatedSource> => {
   const resp = await source;
-  if (compiledWasm && compiledMarker.has(resp)) {
-    const module = await compiledWasm;
-    return { module, instance: await WebAssembly.instantiate(module, imports) };
+  const made =
+    compiledWasm && compiledMarker.has(resp)
+      ? await compiledWasm.then(async module => ({ module, instance: await WebAssembly.instantiate(module, imports) }))
+      : await plainInstantiateStreaming(resp, imports);
+  const memory = made.instance.exports.memory;
+  if (onInstantiated && memory instanceof WebAssembly.Memory) {
+    onInstantiated(memory); // before any of the module's code has run: its memory is its data segments
   }
-  return plainInstantiateStreaming(resp, imports);
+  return made;
 }) as typeof WebAssembly.instantiateStreaming;
+
+/** Called with the memory of the next module instantiated, before it runs (the snapshot's delta is undone then). */
+let onInstantiated: ((memory: WebAssembly.Memory) => void) | null = null;
 
 /** Start fetching BASE + NAME now (its .gz if the site ships one), for Pyodide to find when it asks. */
 function fetchEarly(
@@ -640,21 +656,25 @@ async function fetchBrotli(
   size: number,
   timings: Record<string, number>,
   name: string,
-  fallback: string
+  fallback: string,
+  decoded?: (bytes: Uint8Array<ArrayBuffer>) => void
 ): Promise<Uint8Array> {
   try {
-    return await decodeBrotli(url, size, timings, name);
+    return await decodeBrotli(url, size, timings, name, decoded);
   } catch (err) {
     log('warn', `${url} not used (${String(err)}): fetching ${fallback}`);
     return fetchBytes(fallback, timings, name);
   }
 }
 
+/** URL's bytes from the decoded cache, else decoded from the brotli file; then DECODED sees them (if given, it keeps
+ * them for the cache itself: they are not the cached bytes yet). */
 async function decodeBrotli(
   url: string,
   size: number,
   timings: Record<string, number>,
-  name: string
+  name: string,
+  decoded?: (bytes: Uint8Array<ArrayBuffer>) => void
 ): Promise<Uint8Array> {
   const cached = await cachedDecoded(url, size);
   if (cached) {
@@ -680,7 +700,11 @@ async function decodeBrotli(
     throw new Error(`it decodes to ${filled} bytes, not ${size}`);
   }
   timings[`inflated ${name}`] = elapsed();
-  keepDecoded(url, Promise.resolve(out));
+  if (decoded) {
+    decoded(out);
+  } else {
+    keepDecoded(url, Promise.resolve(out));
+  }
   return out;
 }
 
@@ -695,8 +719,37 @@ async function restoreSnapshot(
   timings: Record<string, number>
 ): Promise<IPyodide> {
   const br = snapshot.brotli;
+  // A memory decoded from the brotli file is its delta from the wasm's data segments (make_snapshot.mjs): undone
+  // with the memory of the module about to be instantiated, before that module runs; then kept for the cache.
+  let undo: ((memory: WebAssembly.Memory) => void) | null = null;
+  const delta = br?.memoryDelta;
+  const withDelta = (bytes: Uint8Array<ArrayBuffer>): void => {
+    if (!delta) {
+      keepDecoded(base + br!.memory, Promise.resolve(bytes));
+      return;
+    }
+    undo = memory => {
+      const fresh = new Uint8Array(memory.buffer, delta.address, delta.length);
+      const region = bytes.subarray(delta.offset, delta.offset + delta.length);
+      let i = 0;
+      if (delta.offset % 4 === 0 && delta.address % 4 === 0) {
+        const words = delta.length >> 2;
+        const mine = new Uint32Array(bytes.buffer, delta.offset, words);
+        const theirs = new Uint32Array(memory.buffer, delta.address, words);
+        for (; i < words; i++) {
+          mine[i] ^= theirs[i];
+        }
+        i *= 4;
+      }
+      for (; i < region.length; i++) {
+        region[i] ^= fresh[i];
+      }
+      timings.undelta = elapsed();
+      keepDecoded(base + br!.memory, Promise.resolve(bytes));
+    };
+  };
   const memory = br
-    ? fetchBrotli(base + br.memory, br.memorySize, timings, 'memory', base + snapshot.memory)
+    ? fetchBrotli(base + br.memory, br.memorySize, timings, 'memory', base + snapshot.memory, withDelta)
     : fetchBytes(base + snapshot.memory, timings, 'memory');
   const files = br
     ? fetchBrotli(base + br.files, br.filesSize, timings, 'files', base + snapshot.files)
@@ -705,6 +758,7 @@ async function restoreSnapshot(
   files.catch(() => undefined);
   const createModule = await (moduleFactory ?? loadModuleFactory(base, false, timings));
   const bytes = await memory;
+  onInstantiated = undo;
   if (snapshot.stdlib) {
     // Pyodide writes what it gets as the zip: an empty file here, the real one behind it (deferStdlib).
     early.set(base + snapshot.stdlib.name, Promise.resolve(new Response(new Uint8Array(0))));
@@ -714,8 +768,11 @@ async function restoreSnapshot(
     // Pyodide asks for INITIAL_MEMORY of the snapshot's size, but this build creates its memory inside the wasm
     // module and ignores it: grow the memory before the restore copies the snapshot in.
     createPyodideModule: async (settings: unknown) => {
-      const module = await createModule(settings);
+      const module = await createModule(settings).finally(() => (onInstantiated = null));
       timings.instantiated = elapsed();
+      if (undo && timings.undelta === undefined) {
+        throw new Error("the module was instantiated without the snapshot's delta being undone");
+      }
       module.growMemory(bytes.length);
       if (snapshot.stdlib) {
         deferStdlib(module, base + snapshot.stdlib.name, snapshot.stdlib.size, timings);
