@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,13 @@ def test_pack_holds_the_listed_chunks_and_the_kernels_own(site: Path) -> None:
     assert "a worker script" not in source and "sourceMappingURL" not in source
     html = (site / "repl" / "index.html").read_text()
     assert f"'../build/{pack.name}'" in html
+    # The loader runs each chunk as a script of its own (one large script made the app slower afterwards): it is
+    # given the chunks' lengths, which cut the inflated pack exactly at the chunks' starts.
+    [sizes] = re.findall(r"const sizes = (\[[\d, ]*\]);", html)
+    data = gzip.decompress(pack.read_bytes())
+    starts = [sum(json.loads(sizes)[:i]) for i in range(len(json.loads(sizes)))]
+    assert sum(json.loads(sizes)) == len(data) and len(starts) == 3
+    assert all(lite_app_pack._CHUNK_START.match(data[at:]) for at in starts)
     assert html.index(lite_app_pack.LOADER_MARK) < html.index("config-utils.js")
     utils = (site / "config-utils.js").read_text()
     assert "globalThis.ckConfigReady?.();\n  await globalThis.ckAppPack;\n  document.head.appendChild(bundle);" in utils
