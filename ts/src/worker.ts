@@ -722,32 +722,18 @@ async function restoreSnapshot(
   // A memory decoded from the brotli file is its delta from the wasm's data segments (make_snapshot.mjs): undone
   // with the memory of the module about to be instantiated, before that module runs; then kept for the cache.
   let undo: ((memory: WebAssembly.Memory) => void) | null = null;
+  let undone = false;
   const delta = br?.memoryDelta;
-  const withDelta = (bytes: Uint8Array<ArrayBuffer>): void => {
-    if (!delta) {
-      keepDecoded(base + br!.memory, Promise.resolve(bytes));
-      return;
-    }
-    undo = memory => {
-      const fresh = new Uint8Array(memory.buffer, delta.address, delta.length);
-      const region = bytes.subarray(delta.offset, delta.offset + delta.length);
-      let i = 0;
-      if (delta.offset % 4 === 0 && delta.address % 4 === 0) {
-        const words = delta.length >> 2;
-        const mine = new Uint32Array(bytes.buffer, delta.offset, words);
-        const theirs = new Uint32Array(memory.buffer, delta.address, words);
-        for (; i < words; i++) {
-          mine[i] ^= theirs[i];
-        }
-        i *= 4;
+  const withDelta = delta
+    ? (bytes: Uint8Array<ArrayBuffer>): void => {
+        undo = memory => {
+          xorInto(bytes, delta.offset, memory.buffer, delta.address, delta.length);
+          undone = true;
+          timings.undelta = elapsed();
+          keepDecoded(base + br!.memory, Promise.resolve(bytes));
+        };
       }
-      for (; i < region.length; i++) {
-        region[i] ^= fresh[i];
-      }
-      timings.undelta = elapsed();
-      keepDecoded(base + br!.memory, Promise.resolve(bytes));
-    };
-  };
+    : undefined;
   const memory = br
     ? fetchBrotli(base + br.memory, br.memorySize, timings, 'memory', base + snapshot.memory, withDelta)
     : fetchBytes(base + snapshot.memory, timings, 'memory');
@@ -770,7 +756,7 @@ async function restoreSnapshot(
     createPyodideModule: async (settings: unknown) => {
       const module = await createModule(settings).finally(() => (onInstantiated = null));
       timings.instantiated = elapsed();
-      if (undo && timings.undelta === undefined) {
+      if (undo && !undone) {
         throw new Error("the module was instantiated without the snapshot's delta being undone");
       }
       module.growMemory(bytes.length);
@@ -787,6 +773,24 @@ async function restoreSnapshot(
     awaitLaterFiles(py, base + snapshot.later, snapshot.laterModules ?? [], timings);
   }
   return py;
+}
+
+/** TARGET[AT..AT+LENGTH] ^= SOURCE[FROM..FROM+LENGTH], a word at a time where both are aligned. */
+function xorInto(target: Uint8Array, at: number, source: ArrayBufferLike, from: number, length: number): void {
+  let i = 0;
+  if ((target.byteOffset + at) % 4 === 0 && from % 4 === 0) {
+    const mine = new Uint32Array(target.buffer, target.byteOffset + at, length >> 2);
+    const theirs = new Uint32Array(source, from, length >> 2);
+    for (; i < mine.length; i++) {
+      mine[i] ^= theirs[i];
+    }
+    i *= 4;
+  }
+  const mine = target.subarray(at, at + length);
+  const theirs = new Uint8Array(source, from, length);
+  for (; i < length; i++) {
+    mine[i] ^= theirs[i];
+  }
 }
 
 /**
