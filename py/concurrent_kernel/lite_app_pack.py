@@ -48,7 +48,7 @@ _LOADER = """<script {mark}>
         const startEarly = () => {{
           if (early.src && early.slow && early.configured && !early.started) {{
             early.started = true;
-            globalThis.__concurrentKernelSlowLink = true;
+            globalThis.__concurrentKernelSlowLink = true; // SLOW_LINK_KEY in ts/src/spare.ts, read by early.ts
             const script = document.createElement('script');
             script.src = early.src;
             document.head.appendChild(script);
