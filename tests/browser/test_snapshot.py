@@ -162,6 +162,54 @@ def test_later_files_come_when_an_import_needs_them(browser: Any, base_url: str)
         context.close()
 
 
+def test_package_records_come_when_python_opens_one(browser: Any, base_url: str) -> None:
+    """RECORD files come with the later files; one opened before they arrive (importlib.metadata.files, what
+    %pip uninstall reads) has them fetched at once. A failed fetch is an OSError, and the next open tries again:
+    never an empty RECORD, which would read as a package without files."""
+    context = browser.new_context(service_workers="block")  # so context.route sees the worker's requests
+    syncs: list[str] = []
+
+    def background_fails(route: Any) -> None:
+        if route.request.resource_type == "fetch":
+            route.abort()  # the background load of the later files: what follows must not depend on it
+        else:
+            route.continue_()
+
+    def first_sync_fails(route: Any) -> None:
+        syncs.append(route.request.resource_type)
+        if len(syncs) == 1:
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/pyodide/ck-site-packages-later.bin.gz", background_fails)
+    context.route("**/pyodide/ck-records.bin", first_sync_fails)
+    logs: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda msg: logs.append(msg.text))
+        open_lab(page, base_url)
+        files = "import importlib.metadata as md\ntry:\n    files = md.files('anyio')\nexcept OSError as e:\n"
+        nb = new_notebook(
+            page,
+            "records-test.ipynb",
+            [
+                # No traceback: showing one would import modules of the later files, and write the records too.
+                files + "    print('failed:', e)",
+                files + "    raise\nprint(len(files) > 20, any(str(f) == 'anyio/__init__.py' for f in files))",
+            ],
+        )
+        assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
+        out = nb.run_and_wait(0, 120)
+        assert "failed: [Errno 29] I/O error" in output_text(out), dump(out)
+        out = nb.run_and_wait(1)
+        assert "True True" in output_text(out), dump(out)
+        assert syncs == ["xhr", "xhr"], (syncs, [line for line in logs if "fetching" in line])
+        assert any("RECORD opened: fetching the package records now" in line for line in logs), logs
+    finally:
+        context.close()
+
+
 def test_standard_library_comes_when_python_opens_it(browser: Any, base_url: str) -> None:
     """Behind a snapshot the standard library zip loads after the first result; a module of it that the snapshot did
     not import, or a traceback through one, has Python open the zip first: it is fetched then, synchronously."""
@@ -213,4 +261,5 @@ def test_a_first_cell_waits_for_nothing_loaded_later(page: Any, base_url: str) -
     assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
     out = nb.run_and_wait(0)
     assert "1048576" in output_text(out), dump(out)
-    assert not [line for line in logs if "fetching the later files" in line or "library zip: fetching" in line], logs
+    fetched = ("fetching the later files", "library zip: fetching", "fetching the package records")
+    assert not [line for line in logs if any(f in line for f in fetched)], logs

@@ -9,7 +9,8 @@
 //   ck-site-packages.bin.gz  the installed files (a snapshot holds memory, not Emscripten's file system): a
 //                            little-endian u32 header length, a JSON header [[path, size], ...], then the bytes;
 //                            only what a kernel may read before its first result;
-//   ck-site-packages-later.bin.gz  the rest, same format (modules not imported yet, type stubs);
+//   ck-site-packages-later.bin.gz  the rest, same format (modules not imported yet, type stubs, RECORD files);
+//   ck-records.bin           the RECORD files again, uncompressed (read if opened before the later files arrive);
 // and adds a "snapshot" entry to ck-manifest.json. The worker falls back to installing the wheels if the snapshot
 // cannot be used (for example a different Pyodide build).
 import { createHash } from 'node:crypto';
@@ -128,7 +129,14 @@ const isLater = (path) =>
     !imported.has(path) &&
     !path.includes('/concurrent_kernel/')) ||
   path.endsWith('.pyi') || // type stubs (aiologic ships one per module): read by jedi for completions only
-  path.includes('/jedi/third_party/typeshed/');
+  path.includes('/jedi/third_party/typeshed/') ||
+  isRecord(path);
+// RECORD files (a hash per installed file: 0.27 of the first files' 0.94 MB brotli) are read only by package
+// tools (importlib.metadata's files(), %pip uninstall): they come later, and exist from the start as empty files
+// whose first open has them written at once (worker.ts awaitRecords).
+function isRecord(path) {
+  return path.endsWith('.dist-info/RECORD');
+}
 // The brotli decoder the worker uses for the .br files (Chromium's DecompressionStream has no brotli), gzipped.
 const brotliDecoder = (() => {
   try {
@@ -152,19 +160,27 @@ function brotli(data, name, quality = 10) {
   writeFileSync(join(dir, name), packed);
   return packed.length;
 }
-function writeBundle(name, entries, brName) {
+/** The bundle format: a little-endian u32 header length, a JSON header [[path, size], ...], then the bytes. */
+function bundle(entries) {
   const header = Buffer.from(JSON.stringify(entries.map(([p, b]) => [p, b.length])));
   const sizes = Buffer.alloc(4);
   sizes.writeUInt32LE(header.length);
-  const raw = Buffer.concat([sizes, header, ...entries.map(([, b]) => b)]);
-  const bundle = gzipSync(raw, { level: 9 });
-  writeFileSync(join(dir, name), bundle);
-  return { size: raw.length, gz: bundle.length, br: brName && withBrotli ? brotli(raw, brName) : 0 };
+  return Buffer.concat([sizes, header, ...entries.map(([, b]) => b)]);
+}
+function writeBundle(name, entries, brName) {
+  const raw = bundle(entries);
+  const packed = gzipSync(raw, { level: 9 });
+  writeFileSync(join(dir, name), packed);
+  return { size: raw.length, gz: packed.length, br: brName && withBrotli ? brotli(raw, brName) : 0 };
 }
 const firstFiles = files.filter(([p]) => !isLater(p));
 const laterFiles = files.filter(([p]) => isLater(p));
 const firstBundle = writeBundle('ck-site-packages.bin.gz', firstFiles, 'ck-site-packages.bin.br');
 const laterBytes = writeBundle('ck-site-packages-later.bin.gz', laterFiles).gz;
+// The RECORD files also on their own, uncompressed: what a worker fetches synchronously (it has no synchronous
+// inflate) when one is opened before the later files have arrived.
+const records = laterFiles.filter(([p]) => isRecord(p));
+writeFileSync(join(dir, 'ck-records.bin'), bundle(records));
 
 // Leave no trace of Node in the interpreter state, and reset what JS-side state a snapshot cannot carry.
 py.runPython(`
@@ -305,8 +321,15 @@ manifest.snapshot = {
   later: 'ck-site-packages-later.bin.gz',
   // Top-level modules with files in the later bundle: only their imports wait for it.
   laterModules: [
-    ...new Set(laterFiles.map(([p]) => p.slice(sitePackages.length + 1).split('/')[0].replace(/\.py$/, '')))
+    ...new Set(
+      laterFiles
+        .filter(([p]) => !isRecord(p))
+        .map(([p]) => p.slice(sitePackages.length + 1).split('/')[0].replace(/\.py$/, ''))
+    )
   ].sort(),
+  // RECORD files: in the later bundle, and empty files until it is written; opening one before that writes them
+  // from this bundle of their own.
+  records: { bundle: 'ck-records.bin', paths: records.map(([p]) => p) },
   modules: warm.length,
   // The standard library zip the snapshot was taken with: the worker fetches it after the first result (zipimport's
   // directory of it, with the offsets of its members, is in the snapshot, so it must be this very file).

@@ -69,6 +69,11 @@ interface ISnapshotFiles {
    */
   stdlib?: { name: string; size: number };
   /**
+   * RECORD files (package tools read them, a first result does not): in the later bundle, and also in a bundle of
+   * their own, uncompressed, for an open before the later files arrive (make_snapshot.mjs).
+   */
+  records?: { bundle: string; paths: string[] };
+  /**
    * The memory and the files also as brotli data (a third smaller than gzip), with their sizes once decoded and the
    * decoder (a wasm module, gzipped): Chromium's DecompressionStream inflates only gzip and deflate.
    */
@@ -771,6 +776,9 @@ async function restoreSnapshot(
   timings.files = elapsed();
   if (snapshot.later) {
     awaitLaterFiles(py, base + snapshot.later, snapshot.laterModules ?? [], timings);
+    if (snapshot.records) {
+      awaitRecords(py, base + snapshot.records.bundle, snapshot.records.paths, timings);
+    }
   }
   return py;
 }
@@ -907,7 +915,9 @@ const later = {
   py: null as IPyodide | null,
   done: null as IPyProxy | null,
   held: [] as Array<{ msgJson: string; buffers: ArrayBuffer[] }>,
-  timings: {} as Record<string, number>
+  timings: {} as Record<string, number>,
+  /** Undo the open hooks of files that wait for the later files (awaitRecords). */
+  placeholders: [] as Array<() => void>
 };
 
 /**
@@ -952,7 +962,7 @@ function awaitLaterFiles(py: IPyodide, url: string, modules: string[], timings: 
   Object.assign(later, { url, written: false, py, timings });
   const install = py.runPython(LATER_GLUE) as IPyProxy;
   try {
-    later.done = install(fetchLaterSync, writeLaterSync, JSON.stringify(modules)) as IPyProxy;
+    later.done = install(fetchLaterSync, writeLater, JSON.stringify(modules)) as IPyProxy;
   } finally {
     install.destroy();
   }
@@ -978,10 +988,7 @@ function loadLaterFiles(): void {
   const py = later.py!;
   fetchBytes(later.url, later.timings, 'later files').then(
     data => {
-      if (!later.written) {
-        writeFiles(py, data);
-        laterWritten();
-      }
+      writeLater(data);
     },
     err => {
       // Imports still fetch them synchronously; completions go ahead without them.
@@ -1001,10 +1008,49 @@ function fetchLaterSync(module: string): Uint8Array | null {
   return data;
 }
 
-function writeLaterSync(bytes: Uint8Array): void {
+function writeLater(bytes: Uint8Array): void {
   if (!later.written) {
+    later.placeholders.splice(0).forEach(restore => restore()); // written over, as files like any other
     writeFiles(later.py!, bytes);
     laterWritten();
+  }
+}
+
+/**
+ * RECORD files until the later files are written: empty files whose first open writes them all at once, from their
+ * own uncompressed bundle fetched synchronously (Python waits inside the open, with the GIL released: JavaScript
+ * only, and no synchronous inflate exists here). A failed fetch fails that open (OSError) and the next one tries
+ * again: an empty RECORD would read as a package with no files.
+ */
+function awaitRecords(py: IPyodide, url: string, paths: string[], timings: Record<string, number>): void {
+  const FS = py.FS as unknown as IEmscriptenFS;
+  const fill = (path: string): void => {
+    log('info', `${path} opened: fetching the package records now`);
+    const data = fetchSync(url);
+    timings.recordsFetchedSync = elapsed();
+    later.placeholders.splice(0).forEach(restore => restore());
+    writeFiles(py, data);
+  };
+  for (const path of paths) {
+    py.FS.mkdirTree(path.slice(0, path.lastIndexOf('/')));
+    py.FS.writeFile(path, new Uint8Array(0));
+    const node = FS.lookupPath(path).node;
+    const streamOps = node.stream_ops;
+    later.placeholders.push(() => (node.stream_ops = streamOps));
+    node.stream_ops = {
+      ...streamOps,
+      open(stream: unknown): void {
+        if (node.stream_ops !== streamOps) {
+          try {
+            fill(path);
+          } catch (err) {
+            log('error', `the package records could not be fetched: ${String(err)}`);
+            throw new FS.ErrnoError(py.ERRNO_CODES.EIO);
+          }
+        }
+        streamOps.open?.(stream);
+      }
+    };
   }
 }
 
