@@ -18,7 +18,8 @@ CACHE="$ROOT/ts/.cache"
 echo "[build] typescript"
 node_modules/.bin/tsc -p tsconfig.json
 node_modules/.bin/tsc -p ts/tsconfig.worker.json
-node_modules/.bin/esbuild ts/src/worker.ts --bundle --format=esm --target=es2022 \
+# Minified (names kept, for stack traces): 54 instead of 110 KB, on the way to a cold page's first result.
+node_modules/.bin/esbuild ts/src/worker.ts --bundle --format=esm --target=es2022 --minify --keep-names \
   --log-level=warning --outfile=ts/lib/worker.js
 
 echo "[build] labextension"
