@@ -77,6 +77,24 @@ def test_reload_kernel_takes_the_spare_started_early(page: Any, base_url: str) -
     assert _kernel_took_the_spare_started_before_activation(page)
 
 
+@pytest.mark.parametrize("link", ["localhost", "slow"])
+def test_a_page_for_another_kernel_loads_nothing_of_this_one(
+    page: Any, base_url: str, slow_url: str, requests_seen: list[str], link: str
+) -> None:
+    """A REPL of the stock kernel (`?kernel=python`) makes no spare of this kernel, on a fast link (the plugin) or a
+    slow one (the early start): its worker, Pyodide and snapshot would share the link and the CPU with the kernel
+    the page runs."""
+    url = slow_url if link == "slow" else base_url
+    query = urllib.parse.urlencode({"kernel": "python", "code": "print(6*7)", "execute": "1"})
+    page.goto(f"{url}repl/index.html?{query}")
+    page.locator(".jp-OutputArea-output", has_text="42").first.wait_for(timeout=180_000)
+    page.wait_for_timeout(1000)
+    assert page.evaluate("performance.getEntriesByName('concurrent-kernel:activated').length === 1")
+    ours = [u for u in requests_seen if re.search(re.escape(EXT) + r"(ck-worker\.js|pyodide/)", u)]
+    assert not ours, ours
+    assert page.evaluate("window.concurrentKernelPool.spareCount === 0")
+
+
 @pytest.fixture(scope="module")
 def slow_plain(site_dir: Path) -> Iterator[tuple[str, Any]]:
     """The same slow link, without COOP/COEP (not cross-origin isolated, as GitHub Pages or Read the Docs), and

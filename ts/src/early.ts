@@ -11,7 +11,8 @@
  * loader runs as soon as the page's config is merged when the pack's first bytes came over a slow link (0.3 s).
  *
  * It does nothing outside a JupyterLite page (a JupyterLab server also loads this remoteEntry), when the extension
- * or its plugin is disabled, or when the plugin's `prewarm` setting is false. It makes no spare when the page's
+ * or its plugin is disabled, when the plugin's `prewarm` setting is false, or on a page for another kernel
+ * (spareWanted). It makes no spare when the page's
  * scripts came over a fast link (see startNow: the plugin starts it as it activates, as before). On a page that is
  * not cross-origin isolated and not yet controlled by JupyterLite's service worker (a first visit), it registers
  * that service worker first, so that the spare, made here or by the plugin, is one the kernel can keep.
@@ -26,7 +27,9 @@ import {
   PLUGIN_ID,
   SLOW_LINK_KEY,
   spareUrls,
-  startSpare
+  spareWanted,
+  startSpare,
+  STOCK_PLUGIN_ID
 } from './spare';
 
 /** JupyterLite's plugin that registers its service worker (the kernel's files and stdin go through it). */
@@ -96,6 +99,16 @@ function earlyStart(): void {
     isDisabled(config.disabledExtensions, EXTENSION_NAME) ||
     isDisabled(config.disabledExtensions, PLUGIN_ID)
   ) {
+    return;
+  }
+  const stockPresent =
+    Array.isArray(config.federated_extensions) &&
+    config.federated_extensions.some(
+      (e: { name?: unknown }) => e?.name === STOCK_PLUGIN_ID.split(':')[0]
+    ) &&
+    !isDisabled(config.disabledExtensions, STOCK_PLUGIN_ID.split(':')[0]) &&
+    !isDisabled(config.disabledExtensions, STOCK_PLUGIN_ID);
+  if (!spareWanted(window.location.search, config.defaultKernelName, stockPresent)) {
     return;
   }
   const now = startNow();

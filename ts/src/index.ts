@@ -8,7 +8,7 @@ import { IKernelClient, IKernelSpecs } from '@jupyterlite/services';
 
 import { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
 import type { IPackageSettings } from './protocol';
-import { MARKS, PLUGIN_ID, spareUrls } from './spare';
+import { KERNEL_NAME, MARKS, PLUGIN_ID, spareUrls, spareWanted, STOCK_PLUGIN_ID } from './spare';
 
 export { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
 
@@ -34,7 +34,6 @@ interface ISettings {
  * The stock Pyodide kernel's settings: the piplite build addon (`piplite_urls`, the site's pypi/ folder) writes the
  * site's wheel indexes there, and they are the same wheels for this kernel. Its other settings stay its own.
  */
-const STOCK_PLUGIN_ID = '@jupyterlite/pyodide-kernel-extension:kernel';
 
 const LOGO =
   'data:image/svg+xml;base64,' +
@@ -108,29 +107,31 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // A cross-origin isolated page mounts the files through shared buffers; only otherwise is the service worker
     // needed (and waited for).
     const isolated = typeof SharedArrayBuffer !== 'undefined' && !!globalThis.crossOriginIsolated;
-    // Warm a spare right away (its own thread), so the first notebook finds Pyodide loaded: the one the
-    // remoteEntry script started long before this activation, or a new one. On a first visit to a page that is not
-    // isolated, a spare made before JupyterLite's service worker controls the page would be replaced by the kernel
-    // (take) and its downloads wasted: it is made once the service worker controls the page (or gave up). With the
-    // app's chunks in one pack (lite_app_pack.py) the plugin activates before that service worker is registered.
-    if (!isolated && serviceWorker && navigator.serviceWorker && !navigator.serviceWorker.controller) {
-      void serviceWorkerReady(serviceWorker).then(() => pool.refill());
-    } else {
-      pool.refill();
-    }
-
     // JupyterLite's own settings name "python" (the stock Pyodide kernel) as the default kernel. On a site without
     // that kernel the default names nothing: make this one the default (New Notebook, a REPL without ?kernel=).
     // Notebooks asking for "python" (jupyterlite-sphinx's try_examples) then get it as the site's Python kernel.
     const configuredDefault = PageConfig.getOption('defaultKernelName');
     const stockPresent = app.hasPlugin(STOCK_PLUGIN_ID) && !PageConfig.Extension.isDisabled(STOCK_PLUGIN_ID);
     if (!configuredDefault || (configuredDefault === 'python' && !stockPresent)) {
-      PageConfig.setOption('defaultKernelName', 'concurrent');
+      PageConfig.setOption('defaultKernelName', KERNEL_NAME);
+    }
+    // Warm a spare right away (its own thread), so the first notebook finds Pyodide loaded: the one the
+    // remoteEntry script started long before this activation, or a new one. On a first visit to a page that is not
+    // isolated, a spare made before JupyterLite's service worker controls the page would be replaced by the kernel
+    // (take) and its downloads wasted: it is made once the service worker controls the page (or gave up). With the
+    // app's chunks in one pack (lite_app_pack.py) the plugin activates before that service worker is registered.
+    // Only on a page for this kernel (spareWanted): elsewhere the first kernel of this kind refills the pool.
+    if (spareWanted(window.location.search, configuredDefault, stockPresent)) {
+      if (!isolated && serviceWorker && navigator.serviceWorker && !navigator.serviceWorker.controller) {
+        void serviceWorkerReady(serviceWorker).then(() => pool.refill());
+      } else {
+        pool.refill();
+      }
     }
 
     kernelSpecs.register({
       spec: {
-        name: 'concurrent',
+        name: KERNEL_NAME,
         display_name: 'Python (concurrent)',
         language: 'python',
         argv: [],

@@ -29,6 +29,25 @@ export const MARKS = {
 /** The labextension's package name (its folder under the site's extensions/). */
 export const EXTENSION_NAME = 'concurrent-kernel';
 export const PLUGIN_ID = 'concurrent-kernel:plugin';
+/** The kernelspec name of this kernel. */
+export const KERNEL_NAME = 'concurrent';
+/** The stock Pyodide kernel's plugin: while it is there, the default kernel name "python" means that kernel. */
+export const STOCK_PLUGIN_ID = '@jupyterlite/pyodide-kernel-extension:kernel';
+
+/**
+ * Whether the page is to start this kernel, so that a spare worker is worth its downloads (9.5 MB on a cold page)
+ * and its CPU: the kernel the URL names (`?kernel=`, the REPL's), else the site's default kernel (this one when
+ * none is set, or "python" without the stock kernel: the plugin then makes itself the default). A page for another
+ * kernel makes none: measured at 40 Mbit/s, a stock-kernel REPL shared its link with this spare's 9.5 MB. A kernel
+ * of this kind started there later gets a worker of its own, and spares follow it (WorkerPool.refill).
+ */
+export function spareWanted(search: string, defaultKernel: unknown, stockPresent: boolean): boolean {
+  const named = new URLSearchParams(search).get('kernel');
+  if (named) {
+    return named === KERNEL_NAME;
+  }
+  return !defaultKernel || defaultKernel === KERNEL_NAME || (defaultKernel === 'python' && !stockPresent);
+}
 
 /** Settings that decide where the spare comes from (litePluginSettings["concurrent-kernel:plugin"]). */
 export interface ISpareSettings {
