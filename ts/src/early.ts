@@ -12,10 +12,10 @@
  *
  * It does nothing outside a JupyterLite page (a JupyterLab server also loads this remoteEntry), when the extension
  * or its plugin is disabled, when the plugin's `prewarm` setting is false, or on a page for another kernel
- * (spareWanted). It makes no spare when the page's
- * scripts came over a fast link (see startNow: the plugin starts it as it activates, as before). On a page that is
- * not cross-origin isolated and not yet controlled by JupyterLite's service worker (a first visit), it registers
- * that service worker first, so that the spare, made here or by the plugin, is one the kernel can keep.
+ * (spareWanted). It makes no spare when the page's scripts came over a fast link (see startNow: the plugin starts it
+ * as it activates, as before). On a page that is not cross-origin isolated and not yet controlled by JupyterLite's
+ * service worker (a first visit), it registers that service worker first, so that the spare, made here or by the
+ * plugin, is one the kernel can keep.
  */
 import {
   EARLY_CLOSED_KEY,
@@ -101,12 +101,11 @@ function earlyStart(): void {
   ) {
     return;
   }
+  const stockExtension = STOCK_PLUGIN_ID.split(':')[0];
   const stockPresent =
     Array.isArray(config.federated_extensions) &&
-    config.federated_extensions.some(
-      (e: { name?: unknown }) => e?.name === STOCK_PLUGIN_ID.split(':')[0]
-    ) &&
-    !isDisabled(config.disabledExtensions, STOCK_PLUGIN_ID.split(':')[0]) &&
+    config.federated_extensions.some((e: { name?: unknown }) => e?.name === stockExtension) &&
+    !isDisabled(config.disabledExtensions, stockExtension) &&
     !isDisabled(config.disabledExtensions, STOCK_PLUGIN_ID);
   if (!spareWanted(window.location.search, config.defaultKernelName, stockPresent)) {
     return;
