@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -12,6 +14,38 @@ from lite import dump, new_notebook, open_lab, output_text
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 _TIMINGS = "return window.concurrentKernels.get(kernel.id).timings;"
+
+
+def _background_fails(seen: list[str]) -> Callable[[Any], None]:
+    """A route that fails the worker's background load (a fetch) and lets Python's synchronous one (an XHR) through,
+    noting each request's resource type in SEEN."""
+
+    def route(route: Any) -> None:
+        seen.append(route.request.resource_type)
+        if route.request.resource_type == "fetch":
+            route.abort()  # what the test does next must not depend on the background load
+        else:
+            route.continue_()
+
+    return route
+
+
+@contextmanager
+def _lab_with_routes(
+    browser: Any, base_url: str, routes: dict[str, Callable[[Any], None]]
+) -> Iterator[tuple[Any, list[str]]]:
+    """A lab page whose requests (its workers' too) go through ROUTES, and the lines of its console."""
+    context = browser.new_context(service_workers="block")  # so context.route sees the worker's requests
+    for pattern, handler in routes.items():
+        context.route(pattern, handler)
+    logs: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda msg: logs.append(msg.text))
+        open_lab(page, base_url)
+        yield page, logs
+    finally:
+        context.close()
 
 
 def test_restored_kernel_has_its_files(page: Any, base_url: str) -> None:
@@ -42,7 +76,6 @@ def test_restored_kernel_has_its_files(page: Any, base_url: str) -> None:
 @pytest.mark.parametrize("damage", ["missing", "corrupt"])
 def test_kernel_starts_without_a_usable_snapshot(browser: Any, base_url: str, damage: str) -> None:
     """The snapshot is an optimisation: without it the worker installs the wheels and says why."""
-    context = browser.new_context(service_workers="block")  # so context.route sees the worker's fetches
     served: list[str] = []
 
     def damaged(route: Any) -> None:
@@ -52,12 +85,8 @@ def test_kernel_starts_without_a_usable_snapshot(browser: Any, base_url: str, da
         else:  # inflates fine, then Pyodide refuses it (bad magic number) inside loadPyodide
             route.fulfill(status=200, body=gzip.compress(b"not a snapshot" * 4096))
 
-    context.route("**/pyodide/ck-snapshot.bin.*", damaged)  # .br, and .gz it falls back to
-    logs: list[str] = []
-    try:
-        page = context.new_page()
-        page.on("console", lambda msg: logs.append(msg.text))
-        open_lab(page, base_url)
+    # .br, and .gz it falls back to
+    with _lab_with_routes(browser, base_url, {"**/pyodide/ck-snapshot.bin.*": damaged}) as (page, logs):
         nb = new_notebook(page, "no-snapshot-test.ipynb", ["import IPython\n1+1"])
         out = nb.run_and_wait(0, 120)
         assert out and out[0]["data"]["text/plain"] == "2", dump(out)
@@ -65,26 +94,16 @@ def test_kernel_starts_without_a_usable_snapshot(browser: Any, base_url: str, da
         assert served, "the snapshot was never requested"
         assert "loadPackages" in timings and "snapshot" not in timings, timings
         assert any("snapshot not used" in line for line in logs), logs
-    finally:
-        context.close()
 
 
 def _snapshot_start_with_route(browser: Any, base_url: str, pattern: str, handler: Any, path: str) -> list[str]:
     """Run a first cell on a page whose requests for PATTERN go to HANDLER; the snapshot must still be used. Returns
     the page's console lines."""
-    context = browser.new_context(service_workers="block")
-    context.route(pattern, handler)
-    logs: list[str] = []
-    try:
-        page = context.new_page()
-        page.on("console", lambda msg: logs.append(msg.text))
-        open_lab(page, base_url)
+    with _lab_with_routes(browser, base_url, {pattern: handler}) as (page, logs):
         nb = new_notebook(page, path, ["import IPython\n1+1"])
         out = nb.run_and_wait(0, 120)
         assert out and out[0]["data"]["text/plain"] == "2", dump(out)
         assert "snapshot" in nb.js(_TIMINGS), nb.js(_TIMINGS)
-    finally:
-        context.close()
     return logs
 
 
@@ -127,22 +146,9 @@ def test_next_notebook_gets_a_warmed_spare(page: Any, base_url: str) -> None:
 def test_later_files_come_when_an_import_needs_them(browser: Any, base_url: str) -> None:
     """The files a first result does not need load in the background, after the first cell; an import of one of
     their modules before they arrive fetches them at once; completions (jedi's stubs) wait for them."""
-    context = browser.new_context(service_workers="block")  # so context.route sees the worker's requests
     requests: list[str] = []
-
-    def background_fails(route: Any) -> None:
-        requests.append(route.request.resource_type)
-        if route.request.resource_type == "fetch":
-            route.abort()  # the background load: the import below must not depend on it
-        else:
-            route.continue_()  # the import's own synchronous fetch (XHR)
-
-    context.route("**/pyodide/ck-site-packages-later.bin.gz", background_fails)
-    logs: list[str] = []
-    try:
-        page = context.new_page()
-        page.on("console", lambda msg: logs.append(msg.text))
-        open_lab(page, base_url)
+    routes = {"**/pyodide/ck-site-packages-later.bin.gz": _background_fails(requests)}
+    with _lab_with_routes(browser, base_url, routes) as (page, logs):
         nb = new_notebook(
             page,
             "later-files-test.ipynb",
@@ -158,22 +164,13 @@ def test_later_files_come_when_an_import_needs_them(browser: Any, base_url: str)
         assert any("importing pygments" in line and "fetching the later files" in line for line in logs), logs
         reply = nb.js("return (await kernel.requestComplete({code: 'import jso', cursor_pos: 10})).content;")
         assert reply["status"] == "ok" and "json" in reply["matches"], reply
-    finally:
-        context.close()
 
 
 def test_package_records_come_when_python_opens_one(browser: Any, base_url: str) -> None:
     """RECORD files come with the later files; one opened before they arrive (importlib.metadata.files, what
     %pip uninstall reads) has them fetched at once. A failed fetch is an OSError, and the next open tries again:
     never an empty RECORD, which would read as a package without files."""
-    context = browser.new_context(service_workers="block")  # so context.route sees the worker's requests
     syncs: list[str] = []
-
-    def background_fails(route: Any) -> None:
-        if route.request.resource_type == "fetch":
-            route.abort()  # the background load of the later files: what follows must not depend on it
-        else:
-            route.continue_()
 
     def first_sync_fails(route: Any) -> None:
         syncs.append(route.request.resource_type)
@@ -182,13 +179,11 @@ def test_package_records_come_when_python_opens_one(browser: Any, base_url: str)
         else:
             route.continue_()
 
-    context.route("**/pyodide/ck-site-packages-later.bin.gz", background_fails)
-    context.route("**/pyodide/ck-records.bin", first_sync_fails)
-    logs: list[str] = []
-    try:
-        page = context.new_page()
-        page.on("console", lambda msg: logs.append(msg.text))
-        open_lab(page, base_url)
+    routes = {
+        "**/pyodide/ck-site-packages-later.bin.gz": _background_fails([]),
+        "**/pyodide/ck-records.bin": first_sync_fails,
+    }
+    with _lab_with_routes(browser, base_url, routes) as (page, logs):
         files = "import importlib.metadata as md\ntry:\n    files = md.files('anyio')\nexcept OSError as e:\n"
         nb = new_notebook(
             page,
@@ -206,29 +201,14 @@ def test_package_records_come_when_python_opens_one(browser: Any, base_url: str)
         assert "True True" in output_text(out), dump(out)
         assert syncs == ["xhr", "xhr"], (syncs, [line for line in logs if "fetching" in line])
         assert any("RECORD opened: fetching the package records now" in line for line in logs), logs
-    finally:
-        context.close()
 
 
 def test_standard_library_comes_when_python_opens_it(browser: Any, base_url: str) -> None:
     """Behind a snapshot the standard library zip loads after the first result; a module of it that the snapshot did
     not import, or a traceback through one, has Python open the zip first: it is fetched then, synchronously."""
-    context = browser.new_context(service_workers="block")  # so context.route sees the worker's requests
     requests: list[str] = []
-
-    def background_fails(route: Any) -> None:
-        requests.append(route.request.resource_type)
-        if route.request.resource_type == "fetch":
-            route.abort()  # the background load: what follows must not depend on it
-        else:
-            route.continue_()  # Python's open of the zip (a synchronous XHR)
-
-    context.route("**/pyodide/python_stdlib.zip", background_fails)
-    logs: list[str] = []
-    try:
-        page = context.new_page()
-        page.on("console", lambda msg: logs.append(msg.text))
-        open_lab(page, base_url)
+    routes = {"**/pyodide/python_stdlib.zip": _background_fails(requests)}
+    with _lab_with_routes(browser, base_url, routes) as (page, logs):
         nb = new_notebook(
             page,
             "stdlib-test.ipynb",
@@ -247,8 +227,6 @@ def test_standard_library_comes_when_python_opens_it(browser: Any, base_url: str
         tb = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(out[0].get("traceback", []))) if out else ""
         # Source lines of the frames in json/: read from the zip (linecache through zipimport).
         assert "return _default_decoder.decode(s)" in tb, dump(out)
-    finally:
-        context.close()
 
 
 def test_a_first_cell_waits_for_nothing_loaded_later(page: Any, base_url: str) -> None:

@@ -824,23 +824,17 @@ function deferStdlib(module: IModule, url: string, size: number, timings: Record
     throw new Error('Pyodide wrote no standard library zip in /lib');
   }
   const node = FS.lookupPath(`/lib/${name}`).node;
-  const { stream_ops: streamOps, node_ops: nodeOps } = node;
+  const nodeOps = node.node_ops;
   Object.assign(stdlib, { url, size, node, loaded: false, timings });
-  stdlib.restore = () => Object.assign(node, { stream_ops: streamOps, node_ops: nodeOps });
-  // Copies: MEMFS shares these tables between all its files.
-  node.stream_ops = {
-    ...streamOps,
-    open(stream: unknown): void {
-      if (!stdlib.loaded) {
-        try {
-          fillStdlib(fetchStdlibSync());
-        } catch (err) {
-          log('error', `the standard library could not be fetched: ${String(err)}`);
-          throw new FS.ErrnoError(module.ERRNO_CODES.EIO); // Python sees an OSError: the import fails with it
-        }
-      }
-      streamOps.open?.(stream);
+  // An OSError if the fetch fails: the import fails with it.
+  const restoreOpen = fillOnOpen(FS, module.ERRNO_CODES.EIO, node, 'the standard library', () => {
+    if (!stdlib.loaded) {
+      fillStdlib(fetchStdlibSync());
     }
+  });
+  stdlib.restore = () => {
+    restoreOpen();
+    node.node_ops = nodeOps;
   };
   node.node_ops = {
     ...nodeOps,
@@ -859,6 +853,31 @@ function fetchStdlibSync(): Uint8Array {
   const data = fetchSync(stdlib.url);
   stdlib.timings.stdlibFetchedSync = elapsed();
   return data;
+}
+
+/**
+ * Make NODE's opens run FILL first (Python waits inside the open), until the returned function puts the node's own
+ * operations back (FILL or the background load does). A failed FILL fails that open with EIO, an OSError in Python,
+ * and the next open tries again. WHAT names the file in the log.
+ */
+function fillOnOpen(FS: IEmscriptenFS, eio: number, node: IEmscriptenNode, what: string, fill: () => void): () => void {
+  const streamOps = node.stream_ops;
+  // A copy: MEMFS shares these tables between all its files.
+  node.stream_ops = {
+    ...streamOps,
+    open(stream: unknown): void {
+      try {
+        fill();
+      } catch (err) {
+        log('error', `${what} could not be fetched: ${String(err)}`);
+        throw new FS.ErrnoError(eio);
+      }
+      streamOps.open?.(stream);
+    }
+  };
+  return () => {
+    node.stream_ops = streamOps;
+  };
 }
 
 /** GET URL synchronously (a worker may block: Python is waiting inside an open or an import). */
@@ -1010,7 +1029,7 @@ function fetchLaterSync(module: string): Uint8Array | null {
 
 function writeLater(bytes: Uint8Array): void {
   if (!later.written) {
-    later.placeholders.splice(0).forEach(restore => restore()); // written over, as files like any other
+    restorePlaceholders(); // written over, as files like any other
     writeFiles(later.py!, bytes);
     laterWritten();
   }
@@ -1024,34 +1043,23 @@ function writeLater(bytes: Uint8Array): void {
  */
 function awaitRecords(py: IPyodide, url: string, paths: string[], timings: Record<string, number>): void {
   const FS = py.FS as unknown as IEmscriptenFS;
-  const fill = (path: string): void => {
-    log('info', `${path} opened: fetching the package records now`);
-    const data = fetchSync(url);
-    timings.recordsFetchedSync = elapsed();
-    later.placeholders.splice(0).forEach(restore => restore());
-    writeFiles(py, data);
-  };
   for (const path of paths) {
     py.FS.mkdirTree(path.slice(0, path.lastIndexOf('/')));
     py.FS.writeFile(path, new Uint8Array(0));
-    const node = FS.lookupPath(path).node;
-    const streamOps = node.stream_ops;
-    later.placeholders.push(() => (node.stream_ops = streamOps));
-    node.stream_ops = {
-      ...streamOps,
-      open(stream: unknown): void {
-        if (node.stream_ops !== streamOps) {
-          try {
-            fill(path);
-          } catch (err) {
-            log('error', `the package records could not be fetched: ${String(err)}`);
-            throw new FS.ErrnoError(py.ERRNO_CODES.EIO);
-          }
-        }
-        streamOps.open?.(stream);
-      }
+    const fill = (): void => {
+      log('info', `${path} opened: fetching the package records now`);
+      const data = fetchSync(url);
+      timings.recordsFetchedSync = elapsed();
+      restorePlaceholders();
+      writeFiles(py, data);
     };
+    later.placeholders.push(fillOnOpen(FS, py.ERRNO_CODES.EIO, FS.lookupPath(path).node, 'the package records', fill));
   }
+}
+
+/** Give the files that waited for the later files (awaitRecords) their own operations back. */
+function restorePlaceholders(): void {
+  later.placeholders.splice(0).forEach(restore => restore());
 }
 
 /** Called once the later files are on disk: drop the finder, then deliver the completions that waited. */
