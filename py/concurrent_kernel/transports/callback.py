@@ -25,12 +25,26 @@ InputCallback = Callable[[str], str]
 class CallbackTransport:
     connection_info: dict[str, Any] = {}
 
-    def __init__(self, send: SendCallback, input_request: InputCallback | None = None) -> None:
+    def __init__(
+        self,
+        send: SendCallback,
+        input_request: InputCallback | None = None,
+        exit_callback: Callable[[bool], None] | None = None,
+    ) -> None:
         self._send = send
+        #: Told when the kernel ends itself (`kernel.do_shutdown(restart)`, `exit` in a cell): the host restarts the
+        #: kernel (True) or shuts it down (False), as a kernel manager does for a ZMQ kernel whose process ended.
+        self._exit_callback = exit_callback
         self._feed: Callable[[str, Message, Any], None] | None = None
         self._early: list[tuple[str, Message]] = []
         self.blocking_input = self._blocking_input if input_request is not None else None
         self._input_request = input_request
+
+    def kernel_ended(self, restart: bool) -> None:
+        if self._exit_callback is not None:
+            self._exit_callback(restart)
+        else:
+            log.warning("the kernel ended itself, and its host gave no callback to restart or close it")
 
     def send(self, channel: str, msg: Message, reply_to: Any = None) -> None:
         buffers = [bytes(b) for b in msg.get("buffers") or []]
