@@ -4,12 +4,21 @@ overlap: a `# task` cell shows its own figures, a background task's figures land
 Runs with the real matplotlib where it is installed; inside Pyodide (tests/pyodide) with the stand-in package in
 tests/standins (the Pyodide distribution's matplotlib cannot be shipped offline), which exercises the same path:
 matplotlib-inline's backend module, its figure managers, IPython's figure formatters and the kernel's flush.
+`CK_MATPLOTLIB_STANDIN=1` runs them with the stand-in on CPython too (this file alone: a process imports one).
 """
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
 
 import anyio
 import pytest
 
 from memory_client import of_type
+
+if os.environ.get("CK_MATPLOTLIB_STANDIN") or importlib.util.find_spec("matplotlib") is None:
+    sys.path.insert(0, str(Path(__file__).parent / "standins"))
 
 pytestmark = pytest.mark.anyio
 

@@ -22,7 +22,7 @@ from typing import Any
 import aiologic
 import anyio
 
-from ._context import current_parent
+from ._context import current_execution, current_parent
 from ._dispatcher import Hub, Incoming, Lane
 from ._execution import Execution
 from ._handlers import Handlers, RequestError
@@ -477,11 +477,18 @@ class Kernel:
         return {"status": "ok", "restart": restart}  # plain str: a cell may show this dict (as ipykernel's)
 
     def end_after_current_request(self, restart: bool) -> None:
-        header = header_of(current_parent.get())
-        if str(header.get("msg_type", "")).endswith("_request") and header.get("msg_id"):
-            self._end_after = (header["msg_id"], restart)
-        else:  # from a background task or a thread of no request: end now, as ipykernel does (0.1 s later)
-            threading.Timer(0.1, self._end, (restart,)).start()
+        execution = current_execution.get()
+        msg_id = header_of(execution.request).get("msg_id") if execution in self.executions else None
+        if msg_id:  # from a running cell: after its reply and idle
+            self._end_after = (msg_id, restart)
+        else:  # a comm callback, a background task, a thread of no cell: soon, as ipykernel does (0.1 s later)
+
+            async def end_soon() -> None:
+                await anyio.sleep(0.1)
+                self._end(restart)
+
+            hub = self.main_hub
+            hub.put(lambda: hub.spawn(end_soon, name="end the kernel"))  # no threads in Pyodide: on the loop
 
     def _end(self, restart: bool) -> None:
         log.warning("the kernel was asked to end itself (restart=%s)", restart)
