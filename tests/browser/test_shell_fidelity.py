@@ -30,7 +30,8 @@ def _install_standin_cell() -> str:
         "    os.makedirs(os.path.dirname(path), exist_ok=True)\n"
         "    open(path, 'w').write(text)\n"
         "sys.path.insert(0, '/tmp/standins')\n"
-        "import matplotlib\nmatplotlib.__version__"
+        # not an import statement: the kernel would load the Pyodide distribution's matplotlib for one (online)
+        "__import__('matplotlib').__version__"
     )
 
 
