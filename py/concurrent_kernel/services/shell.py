@@ -63,7 +63,22 @@ class KernelDisplayHook(DisplayHook):
 
 
 class KernelDisplayPublisher(DisplayPublisher):
-    """Publishes `display_data`, `update_display_data` and `clear_output`."""
+    """Publishes `display_data`, `update_display_data` and `clear_output`.
+
+    Also has ipykernel's `session`, `pub_socket` and `parent_header`: jupyter_client's `execute_interactive`, run in
+    a cell to drive another kernel, sends that kernel's outputs into the cell through them."""
+
+    @property
+    def session(self) -> Any:
+        return self.shell.kernel.session
+
+    @property
+    def pub_socket(self) -> Any:
+        return self.shell.kernel.iopub_socket
+
+    @property
+    def parent_header(self) -> dict[str, Any]:
+        return current_parent.get() or {}
 
     def publish(  # type: ignore[override]
         self,
