@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,19 @@ async def client(anyio_backend: str) -> AsyncIterator[MemoryClient]:
     """A kernel served on the test's own event loop, with an in-memory transport."""
     async with serving_kernel(anyio_backend) as memory_client:
         yield memory_client
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_kernel_client_left_running() -> Iterator[None]:
+    """A jupyter_client client whose channels are never stopped keeps pinging its ended kernel's port from a
+    heartbeat thread (a stray peer for whatever binds that port next: debugpy's adapter read it in CI), and its
+    garbage collection destroys the zmq context under that thread, which aborted the whole test run once."""
+    from jupyter_client.channels import HBChannel
+
+    before = {t for t in threading.enumerate() if isinstance(t, HBChannel)}
+    yield
+    left = [t for t in threading.enumerate() if isinstance(t, HBChannel) and t not in before and t.is_alive()]
+    assert not left, f"{len(left)} kernel client(s) left with running channels: call stop_channels()"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

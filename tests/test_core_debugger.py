@@ -116,3 +116,38 @@ async def test_debugger_off_answers_with_an_error(client: MemoryClient) -> None:
     assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "DebuggerUnavailable"
     info, _ = await client.request("shell", "kernel_info_request")
     assert info["content"]["debugger"] is False and "debugger" not in info["content"]["supported_features"]
+
+
+def test_debugpy_listen_is_retried_when_a_stray_peer_answers_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """debugpy reads its adapter's endpoints from the first connection to a fresh port; in CI a ZeroMQ peer
+    reconnecting to a port an ended kernel used got there first ("can't decode byte 0xff"). The backend asks again,
+    and gives up (with debugpy's own error) after a few draws or on any other failure."""
+    debugpy = pytest.importorskip("debugpy")
+    from concurrent_kernel.services.debugger import debugpy_backend
+
+    calls: list[tuple[str, int]] = []
+    outcomes: list[Any] = [
+        RuntimeError("error retrieving adapter endpoints: 'utf-8' codec can't decode byte 0xff"),
+        ("127.0.0.1", 5678),
+    ]
+
+    def listen(address: tuple[str, int]) -> tuple[str, int]:
+        calls.append(address)
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(debugpy, "listen", listen)
+    monkeypatch.setattr(debugpy, "configure", lambda **_: None)
+    backend = debugpy_backend.DebugpyBackend.__new__(debugpy_backend.DebugpyBackend)
+    assert backend._listen() == ("127.0.0.1", 5678)
+    assert len(calls) == 2
+
+    outcomes[:] = [RuntimeError("error retrieving adapter endpoints: EOF")] * debugpy_backend._LISTEN_ATTEMPTS
+    with pytest.raises(RuntimeError, match="adapter endpoints"):
+        backend._listen()
+    outcomes[:] = [RuntimeError("timed out waiting for adapter to connect"), ("127.0.0.1", 1)]
+    with pytest.raises(RuntimeError, match="timed out"):
+        backend._listen()
+    assert outcomes == [("127.0.0.1", 1)]

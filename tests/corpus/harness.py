@@ -124,7 +124,12 @@ def _run_one(
         except DeadKernelError as exc:  # the kernel died (a cell killed its process, ...): compared too
             nb.metadata["corpus_outcome"] = f"DeadKernelError: {str(exc).splitlines()[0] if str(exc) else ''}"
         finally:
-            if km.has_kernel:  # nbclient leaves a kernel it was handed running
+            # nbclient leaves the client and kernel of a manager it was handed running. A client left running keeps
+            # a heartbeat thread pinging the ended kernel's port (a stray peer for whatever binds it next), and its
+            # garbage collection destroys the zmq context under that thread (CI: the test process aborted).
+            if client.kc is not None:
+                client.kc.stop_channels()
+            if km.has_kernel:
                 run_sync(km.shutdown_kernel)(now=True)
     return nb
 

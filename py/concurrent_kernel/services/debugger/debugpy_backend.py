@@ -36,6 +36,8 @@ KERNEL_THREAD_NAMES = frozenset({"Control", "ZMQ I/O", "Heartbeat", "ParentWatch
 
 _HEADER = b"Content-Length: "
 _SEPARATOR = b"\r\n\r\n"
+#: debugpy.listen draws a fresh endpoints port each time; a stray peer rarely wins twice.
+_LISTEN_ATTEMPTS = 3
 
 
 def mark_kernel_thread(thread: threading.Thread) -> None:
@@ -84,16 +86,21 @@ class DebugpyBackend:
 
         # Child processes (subprocess, multiprocessing) are not debugged: the kernel's own helpers use them.
         debugpy.configure(subProcess=False)
-        try:
-            host, port = debugpy.listen(("127.0.0.1", 0))
-        except Exception:
-            # debugpy started its adapter process, then failed to hear back from it (seen here: a stray connection
-            # to its endpoints port): end the adapter, or it outlives the kernel, spinning (seen: 40% CPU for hours).
-            adapter = getattr(sys.modules.get("debugpy.server.api"), "_adapter_process", None)
-            if adapter is not None and adapter.poll() is None:
-                adapter.kill()
-            raise
-        return str(host), int(port)
+        for attempt in range(1, _LISTEN_ATTEMPTS + 1):
+            try:
+                host, port = debugpy.listen(("127.0.0.1", 0))
+                return str(host), int(port)
+            except RuntimeError as exc:
+                # debugpy reads its adapter's endpoints from the first connection to a fresh ephemeral port. A
+                # ZeroMQ peer still reconnecting to a port some ended kernel used can be that first connection
+                # (seen in CI: "can't decode byte 0xff", ZMTP's greeting). A new port is a new draw.
+                adapter = getattr(sys.modules.get("debugpy.server.api"), "_adapter_process", None)
+                if adapter is not None and adapter.poll() is None:
+                    adapter.kill()  # else it outlives the kernel (seen: 40% CPU for hours)
+                if "adapter endpoints" not in str(exc) or attempt == _LISTEN_ATTEMPTS:
+                    raise
+                log.warning("debugpy could not hear from its adapter (%s); trying again", exc)
+        raise AssertionError("unreachable")
 
     def _connect(self) -> None:
         assert self._adapter is not None
