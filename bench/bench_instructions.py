@@ -3,6 +3,7 @@ move with the machine's load (bench_kernels.py's timings do, on a shared 2-core 
 
     python bench/bench_instructions.py                       # this tree, and ipykernel
     python bench/bench_instructions.py --baseline origin/main --backend trio
+    python bench/bench_instructions.py --code "raise KeyboardInterrupt"   # what an interrupted cell's traceback costs
 
 Each kernel runs under callgrind twice, for 50 and for 250 sequential executes after its start-up settled; the
 difference divided by 200 is the cost of one execute (start-up and shutdown cancel out). Needs valgrind (Debian's
@@ -36,8 +37,8 @@ def _argv(kernel: str, tree: Path, backend: str) -> list[str]:
     return ["-c", start, "--backend", backend]
 
 
-def instructions(kernel: str, tree: Path, backend: str, executes: int, settle: float) -> int:
-    """Total instructions of one kernel process: start, `executes` pass cells, shutdown."""
+def instructions(kernel: str, tree: Path, backend: str, executes: int, settle: float, code: str = "pass") -> int:
+    """Total instructions of one kernel process: start, `executes` cells of `code`, shutdown."""
     with tempfile.TemporaryDirectory(prefix="ck-callgrind-") as tmp:
         connection = Path(tmp) / "kernel.json"
         write_connection_file(str(connection))
@@ -66,7 +67,7 @@ def instructions(kernel: str, tree: Path, backend: str, executes: int, settle: f
                         raise RuntimeError(f"{kernel} exited under valgrind with {proc.returncode}") from None
             time.sleep(settle)  # start-up's deferred work (traceback warm-up, GC freeze) is done
             for _ in range(executes):
-                msg_id = client.execute("pass")
+                msg_id = client.execute(code)
                 while client.get_shell_msg(timeout=600)["parent_header"].get("msg_id") != msg_id:
                     pass
             client.shutdown()
@@ -81,9 +82,9 @@ def instructions(kernel: str, tree: Path, backend: str, executes: int, settle: f
     raise RuntimeError(f"no instruction total in callgrind's output for {kernel}")
 
 
-def per_execute(kernel: str, tree: Path, backend: str, settle: float) -> float:
-    few = instructions(kernel, tree, backend, 50, settle)
-    many = instructions(kernel, tree, backend, 250, settle)
+def per_execute(kernel: str, tree: Path, backend: str, settle: float, code: str = "pass") -> float:
+    few = instructions(kernel, tree, backend, 50, settle, code)
+    many = instructions(kernel, tree, backend, 250, settle, code)
     return (many - few) / 200
 
 
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     parser.add_argument("--baseline", metavar="REV", default=None, help="also this commit's kernel")
     parser.add_argument("--no-ipykernel", action="store_true", help="leave ipykernel out")
+    parser.add_argument("--code", default="pass", help="the cell executed (default: pass)")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds after start before the executes")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
@@ -108,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             kernels.append(("ipykernel", "ipykernel", REPO))
         try:
             for label, kernel, tree in kernels:
-                value = per_execute(kernel, tree, args.backend, args.settle)
+                value = per_execute(kernel, tree, args.backend, args.settle, args.code)
                 print(f"  {label}: {value / 1e6:.3f} M instructions per execute", file=sys.stderr)
                 rows.append((label, value))
         finally:
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(Path(tmp) / "tree")],
                                capture_output=True)
     reference = dict(rows).get("ipykernel")
-    print("| kernel | instructions per `pass` execute | ratio to ipykernel |")
+    print(f"| kernel | instructions per `{args.code}` execute | ratio to ipykernel |")
     print("|---|---|---|")
     for label, value in rows:
         ratio = f"{value / reference:.2f}x" if reference else "-"

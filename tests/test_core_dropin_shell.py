@@ -2,6 +2,7 @@
 browser kernel has the same surface): kernel.session / iopub_socket / get_parent(channel), '' on sys.path,
 display formatter errors, asyncio.run's hint, pdb over stdin."""
 
+import re
 import sys
 
 import anyio
@@ -160,3 +161,34 @@ async def test_do_shutdown_from_a_background_task_ends_the_kernel(client):
     with anyio.fail_after(5):
         while not client.kernel.closed:
             await anyio.sleep(0.01)
+
+
+async def test_inspect_finds_no_module_for_a_cells_code_without_scanning_every_module(client):
+    """A traceback asks inspect.getmodule for each cell frame's module (through inspect.findsource); the answer is
+    None, as in ipykernel, but it used to come from a scan of every loaded module per call. A cell's file is now
+    known to inspect as no module's: the same answers, with no scan."""
+    code = (
+        "import inspect, sys\n"
+        "frame = sys._getframe()\n"
+        "def f(): pass\n"
+        "class C: pass\n"
+        "print(inspect.getmodule(frame), inspect.getmodule(frame.f_code), inspect.getmodule(f).__name__,\n"
+        "      inspect.getmodule(C).__name__, inspect.getsourcelines(f)[0])\n"
+        "scanned = []\n"
+        "class Modules(dict):\n"
+        "    def copy(self):\n"
+        "        scanned.append(1)\n"
+        "        return dict.copy(self)\n"
+        "real, sys.modules = sys.modules, Modules(sys.modules)\n"
+        "try:\n"
+        "    inspect.getmodule(frame.f_code)\n"
+        "finally:\n"
+        "    sys.modules = real\n"
+        "print('scans:', len(scanned))\n"
+    )
+    reply, outputs = await client.execute(code)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    assert stdout_of(outputs) == "None None __main__ __main__ ['def f(): pass\\n']\nscans: 0\n"
+    reply, outputs = await client.execute("raise KeyboardInterrupt")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(of_type(outputs, "error")[0]["content"]["traceback"]))
+    assert "----> 1 raise KeyboardInterrupt" in text, text  # the cell's line, read through inspect as before

@@ -15,12 +15,13 @@ from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.payload import PayloadManager
 from traitlets import Any as AnyTrait
-from traitlets import CBool, default, observe
+from traitlets import CBool, Type, default, observe
 
 from .._context import current_execution, current_parent
 from .._protocol import DISPLAY_TRANSIENT_ID, MsgType
 from . import debugging
 from .debugging import KernelPdb
+from .tracebacks import CellCompiler
 
 if TYPE_CHECKING:
     from .._kernel import Kernel
@@ -141,6 +142,8 @@ class ZMQInteractiveShell(InteractiveShell):
 
     displayhook_class = KernelDisplayHook
     display_pub_class = KernelDisplayPublisher
+    #: cells compiled as IPython does, their files known to inspect as no module's (services/tracebacks.py)
+    compiler_class = Type(CellCompiler)
     #: %debug and %pdb: IPython's debugger that an interrupt leaves (services/debugging.py)
     debugger_cls = KernelPdb
     # A kernel has no readline and no terminal to indent in (as ipykernel's shell).

@@ -35,9 +35,8 @@ from collections.abc import Awaitable, Callable
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
 
-from IPython.core.compilerop import CachingCompiler
-
 from ..._protocol import DapCommand, DapEvent
+from ..tracebacks import CellCompiler
 
 if TYPE_CHECKING:
     from ..._kernel import Kernel
@@ -87,7 +86,7 @@ def is_cell_file(filename: str) -> bool:
     return filename.startswith(cell_file_prefix()) and filename.endswith(CELL_FILE_SUFFIX)
 
 
-class CellFileCompiler(CachingCompiler):
+class CellFileCompiler(CellCompiler):
     """Compile each cell under its hash-based file name, so a breakpoint set on the dumped cell file is hit.
 
     IPython still maps the name to `Cell In[n]` in tracebacks (its CachingCompiler keeps that map)."""
