@@ -49,7 +49,9 @@ SPECS: dict[str, dict[str, Any]] = {
 }
 #: Other kernels, from PyPI, each in a venv of its own that the bench makes (--peers): pip spec, argv after python.
 PEERS = {
-    "akernel": ("akernel==0.4.2", ["-m", "akernel", "launch", "-f", "{connection_file}"], "signal"),
+    # akernel has no __main__ module: its console script's entry point, as `akernel launch -f FILE`
+    "akernel": ("akernel[subprocess]==0.4.2", ["-c", "import sys; from akernel.akernel import app; "
+                "sys.argv[0] = 'akernel'; sys.exit(app())", "launch", "-f", "{connection_file}"], "signal"),
     "async-kernel": ("async-kernel==0.23.1", ["-m", "async_kernel", "start", "--connection_file={connection_file}"],
                      "message"),
 }
