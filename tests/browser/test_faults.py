@@ -87,3 +87,49 @@ def test_python_dying_restarts_the_kernel_in_the_page(
     time.sleep(3)
     workers = [w.url for w in page.workers if "ck-worker" in w.url]
     assert 1 <= len(workers) <= 2, workers
+
+
+def test_the_kernel_ending_itself_restarts_or_shuts_down_in_the_page(page: Any, base_url: str) -> None:
+    """ipykernel's `kernel.do_shutdown(restart)` and `exit` in a cell (the core's exit_callback): the page restarts
+    the kernel as a Jupyter server does when a kernel process ends (JupyterLab: "Kernel Restarting"), or shuts it
+    down (do_shutdown(False)) as JupyterLab's own shut down does."""
+    open_lab(page, base_url)
+    nb = new_notebook(
+        page,
+        "end-itself-test.ipynb",
+        [
+            "a = 1",
+            "get_ipython().kernel.do_shutdown(True)",
+            "'a' in globals()",
+            "b = 1",
+            "exit",  # alone in its cell: IPython calls it (in a longer cell it is just a name)
+            "'b' in globals()",
+            "get_ipython().kernel.do_shutdown(False)",
+        ],
+    )
+    kernel_id = nb.kernel["id"]
+    nb.js(_RECORD_STATUS)
+    assert nb.run_and_wait(0) == []
+    out = nb.run_and_wait(1, 60)
+    assert not [o for o in out if o["output_type"] == "error"], dump(out)
+    dialog = page.locator(".jp-Dialog", has_text="Kernel Restarting")
+    dialog.wait_for(timeout=30_000)
+    dialog.locator(".jp-mod-accept").click()
+    page.wait_for_function(f"() => ({_KERNEL_STATUS_TEXT})()?.endsWith('Idle')", timeout=120_000)
+    assert nb.run_and_wait(2, 60)[0]["data"]["text/plain"] == "False"
+    assert nb.js("return [kernel.id, window.concurrentKernels.get(kernel.id).restarts];") == [kernel_id, 1]
+
+    assert nb.run_and_wait(3, 60) == []
+    assert nb.run_and_wait(4, 60) == []
+    page.locator(".jp-Dialog", has_text="Kernel Restarting").locator(".jp-mod-accept").click()
+    page.wait_for_function(f"() => ({_KERNEL_STATUS_TEXT})()?.endsWith('Idle')", timeout=120_000)
+    assert nb.run_and_wait(5, 60)[0]["data"]["text/plain"] == "False"
+    assert nb.js("return window.concurrentKernels.get(kernel.id).restarts;") == 2
+
+    nb.run(6)
+    page.wait_for_function("() => window.__ckStatus.includes('dead')", timeout=60_000)
+    page.wait_for_function("() => window.concurrentKernels.size === 0", timeout=30_000)
+    time.sleep(2)
+    spare = page.evaluate("window.concurrentKernelPool.spareCount")
+    assert len([w for w in page.workers if "ck-worker" in w.url]) == spare, "the kernel's worker is still alive"
+

@@ -148,10 +148,12 @@ def start(
     *,
     backend: str = "asyncio",
     blocking_sleep: SleepCallback | None = None,
+    exit_callback: Callable[[bool], None] | None = None,
 ) -> Handle:
     """Schedule a kernel on the running asyncio loop (never anyio.run: in Pyodide a loop always runs).
 
     `blocking_sleep`: the host's wait for a time.sleep that cannot suspend its stack (services/suspend.py).
+    `exit_callback(restart)`: the host restarts the kernel or shuts it down when it ends itself (do_shutdown, exit).
     """
     from traitlets.config import Config
 
@@ -160,7 +162,7 @@ def start(
     suspend.install(blocking_sleep)
     config = Config()
     config.HistoryManager.hist_file = ":memory:"  # no history thread: Pyodide has no threads
-    transport = CallbackTransport(send, input_request)
+    transport = CallbackTransport(send, input_request, exit_callback)
     kernel = Kernel(transport, backend=backend, config=config, use_threads=False)
     task = asyncio.get_event_loop().create_task(kernel.serve())
     return Handle(kernel, transport, task)
