@@ -229,6 +229,19 @@ export class ConcurrentKernel implements IKernel {
       this._replyWithError(m, 'KernelLoadError', this._loadError);
       return;
     }
+    // Checked before the message counts as pending: a request refused here gets its error reply at once.
+    const { buffers, ...rest } = m;
+    if (buffers !== undefined && buffers !== null && !(Array.isArray(buffers) && buffers.every(isBinary))) {
+      this._refuse(m, 'buffers must be a list of ArrayBuffers or typed arrays');
+      return;
+    }
+    let msgJson: string;
+    try {
+      msgJson = JSON.stringify(rest);
+    } catch (err) {
+      this._refuse(m, `message could not be serialised: ${err}`);
+      return;
+    }
     if (m.header.session) {
       this._lastSession = m.header.session;
     }
@@ -240,15 +253,7 @@ export class ConcurrentKernel implements IKernel {
       this._lastExecute = m;
     }
     trace('in', m);
-    const { buffers, ...rest } = m;
     const out: ArrayBuffer[] = (buffers ?? []).map(b => copyBuffer(b));
-    let msgJson: string;
-    try {
-      msgJson = JSON.stringify(rest);
-    } catch (err) {
-      this._replyWithError(m, 'MalformedMessage', `message could not be serialised: ${err}`);
-      return;
-    }
     this._post({ type: 'msg', msgJson, buffers: out }, out);
   }
 
@@ -680,6 +685,15 @@ export class ConcurrentKernel implements IKernel {
   }
 
   /** Answer a request locally with an error (busy, error output, reply, idle). */
+  /** A message the worker cannot be given: a request gets a MalformedMessage error reply, anything else a log line. */
+  private _refuse(m: AnyMsg, reason: string): void {
+    if (m.header.msg_type.endsWith('_request')) {
+      this._replyWithError(m, 'MalformedMessage', reason);
+    } else {
+      console.error(`concurrent kernel: dropping ${m.header.msg_type}: ${reason}`);
+    }
+  }
+
   private _replyWithError(req: AnyMsg, ename: string, evalue: string): void {
     const type = req.header.msg_type;
     if (!type.endsWith('_request')) {
@@ -773,9 +787,18 @@ function trace(direction: 'in' | 'out', msg: AnyMsg): void {
   }
 }
 
-function copyBuffer(b: ArrayBuffer | ArrayBufferView): ArrayBuffer {
-  if (b instanceof ArrayBuffer) {
-    return b.slice(0);
+/** A buffer a message may carry: an ArrayBuffer (shared or not) or a view of one. */
+function isBinary(b: unknown): b is ArrayBufferLike | ArrayBufferView {
+  return (
+    b instanceof ArrayBuffer ||
+    ArrayBuffer.isView(b) ||
+    (typeof SharedArrayBuffer !== 'undefined' && b instanceof SharedArrayBuffer)
+  );
+}
+
+function copyBuffer(b: ArrayBufferLike | ArrayBufferView): ArrayBuffer {
+  if (!ArrayBuffer.isView(b)) {
+    return new Uint8Array(b).slice().buffer; // a copy: the worker is given it (transfer), the page keeps its own
   }
   const view = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   return view.slice().buffer;
