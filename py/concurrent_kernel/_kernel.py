@@ -378,6 +378,12 @@ class Kernel:
                 self.debugger.install(self.shell)
             else:
                 self.debugger_enabled = False
+        if not self.debugger_enabled:
+            # Cells compile under file names as ipykernel's do (not <ipython-input-N>): IPython's tracebacks then
+            # show the same lines of a cell (a whole short cell, not two statements), the browser kernel included.
+            from .services.debugger import CellFileCompiler
+
+            self.shell.compile = CellFileCompiler()
         self._install_io()
         self.app.start_shell(self)  # --matplotlib, extensions, startup files: after the streams, as ipykernel
 

@@ -29,6 +29,20 @@ SHIPPED = "ck-shipped-demo"
 SHIPPED_DEP = "ck-shipped-dep"
 INDEX_ONLY = "ck-index-demo"
 DIST_ONLY = "ck-dist-demo"
+#: Shipped too: a package written against ipykernel, as older widget libraries are (tests/browser/test_stock_api.py).
+NEEDS_IPYKERNEL = "ck-ipykernel-widget"
+NEEDS_IPYKERNEL_SOURCE = '''"""A test package that requires ipykernel and opens comms with ipykernel.comm.Comm."""
+from ipykernel.comm import Comm
+
+VALUE = "widget"
+
+
+def open_comm(data):
+    received = []
+    comm = Comm(target_name="ck-stock-demo", data=data)
+    comm.on_msg(lambda msg: received.append(msg["content"]["data"]))
+    return comm, received
+'''
 
 #: jupyterlite-pyodide-kernel's piplite addon (its entry point name), disabled to build as if it were not installed.
 STOCK_PIPLITE = "jupyterlite-pyodide-kernel-piplite"
@@ -36,11 +50,13 @@ STOCK_PIPLITE = "jupyterlite-pyodide-kernel-piplite"
 _built: dict[bool, Path] = {}
 
 
-def _wheel(src: Path, out: Path, name: str, value: str, requires: list[str] | None = None) -> Path:
+def _wheel(
+    src: Path, out: Path, name: str, value: str, requires: list[str] | None = None, source: str | None = None
+) -> Path:
     module = name.replace("-", "_")
     pkg = src / name
     (pkg / module).mkdir(parents=True)
-    (pkg / module / "__init__.py").write_text(f'"""A test package."""\nVALUE = {value!r}\n')
+    (pkg / module / "__init__.py").write_text(source or f'"""A test package."""\nVALUE = {value!r}\n')
     deps = ", ".join(json.dumps(r) for r in requires or [])
     (pkg / "pyproject.toml").write_text(
         textwrap.dedent(
@@ -80,6 +96,8 @@ def build(stock_piplite: bool = True) -> Path:
     shipped = _wheel(src, wheels / "shipped", SHIPPED, "shipped", [SHIPPED_DEP])
     index_only = _wheel(src, wheels / "index", INDEX_ONLY, "from the index")
     dist_only = _wheel(src, wheels / "dist", DIST_ONLY, "from the distribution")
+    needs_ipykernel = _wheel(src, wheels / "widget", NEEDS_IPYKERNEL, "widget", ["ipykernel>=6.0", "comm>=0.1"],
+                             NEEDS_IPYKERNEL_SOURCE)
 
     lite = work / "lite"
     (lite / "pypi").mkdir(parents=True)  # the other way to ship a wheel: the lite dir's pypi/ folder
@@ -91,7 +109,7 @@ def build(stock_piplite: bool = True) -> Path:
     (lite / "jupyter_lite_config.json").write_text(json.dumps({
         "LiteBuildConfig": {"federated_extensions": exts, "ignore_sys_prefix": True, "contents": ["contents"],
                             "no_sourcemaps": True, "disable_addons": [] if stock_piplite else [STOCK_PIPLITE]},
-        "PipliteAddon": {"piplite_urls": [str(shipped)]},
+        "PipliteAddon": {"piplite_urls": [str(shipped), str(needs_ipykernel)]},
     }))
     (lite / "jupyter-lite.json").write_text(json.dumps({
         "jupyter-lite-schema-version": 0,

@@ -40,9 +40,15 @@ def _interrupt(nb: Notebook) -> None:
     nb.page.locator('.jp-NotebookPanel-toolbar [data-command="notebook:interrupt-kernel"]').first.click()
 
 
-def _answer_input(nb: Notebook, text: str) -> None:
-    box = nb.page.locator(".jp-Stdin-input").last
+def _input_box(nb: Notebook, i: int, kind: str = "") -> Any:
+    """Cell i's pending input box (an answered one is no longer an input: this is the one waiting)."""
+    box = nb.page.locator(".jp-Notebook .jp-Cell").nth(i).locator(f".jp-Stdin-input{kind}")
     box.wait_for(timeout=30_000)
+    return box
+
+
+def _answer_input(nb: Notebook, i: int, text: str, kind: str = "") -> None:
+    box = _input_box(nb, i, kind)
     box.fill(text)
     box.press("Enter")
 
@@ -116,7 +122,7 @@ def test_input_waits_without_blocking_the_worker(page: Any, base_url: str, plain
         ],
     )
     nb.run(0)
-    nb.page.locator(".jp-Stdin-input").wait_for(timeout=30_000)
+    _input_box(nb, 0)
     # While input() waits, the worker runs other code (JupyterLab itself runs no other cell while input is
     # pending: the request goes through the kernel API).
     ran = nb.js(
@@ -125,14 +131,13 @@ def test_input_waits_without_blocking_the_worker(page: Any, base_url: str, plain
         " const reply = await future.done; return [reply.content.status, texts.join('')];"
     )
     assert ran == ["ok", "task ran\n"], ran
-    _answer_input(nb, "Ada")
-    nb.page.locator(".jp-Stdin-input[type=password]").wait_for(timeout=30_000)
-    _answer_input(nb, "s3cret")
+    _answer_input(nb, 0, "Ada")
+    _answer_input(nb, 0, "s3cret", "[type=password]")
     out = nb.wait_done(0, 30)
     assert "hello Ada 6" in output_text(out) and not _errors(out), dump(out)
 
     nb.run(1)
-    nb.page.locator(".jp-Stdin-input").last.wait_for(timeout=30_000)
+    _input_box(nb, 1)
     _interrupt(nb)
     out = nb.wait_done(1, 30)
     assert _errors(out) and _errors(out)[-1]["evalue"] == "Interrupted by user", dump(out)
@@ -216,7 +221,7 @@ def test_blocking_calls_without_jspi(no_jspi_page: Any, base_url: str, plain_url
     assert not _errors(out) and float(output_text(out)) >= 0.5, dump(out)
     # input() through the page's shared buffer (isolated) or JupyterLite's service worker (not isolated).
     nb.run(2)
-    _answer_input(nb, "Ada")
+    _answer_input(nb, 2, "Ada")
     assert "hello Ada" in output_text(nb.wait_done(2, 30))
     text = output_text(nb.run_and_wait(3, 30))
     assert text.startswith("SuspendUnavailable this browser cannot suspend Python") and "await main()" in text, text

@@ -87,3 +87,187 @@ def test_python_dying_restarts_the_kernel_in_the_page(
     time.sleep(3)
     workers = [w.url for w in page.workers if "ck-worker" in w.url]
     assert 1 <= len(workers) <= 2, workers
+
+
+def test_the_kernel_ending_itself_restarts_or_shuts_down_in_the_page(page: Any, base_url: str) -> None:
+    """ipykernel's `kernel.do_shutdown(restart)` and `exit` in a cell (the core's exit_callback): the page restarts
+    the kernel as a Jupyter server does when a kernel process ends (JupyterLab: "Kernel Restarting"), or shuts it
+    down (do_shutdown(False)) as JupyterLab's own shut down does."""
+    open_lab(page, base_url)
+    nb = new_notebook(
+        page,
+        "end-itself-test.ipynb",
+        [
+            "a = 1",
+            "get_ipython().kernel.do_shutdown(True)",
+            "'a' in globals()",
+            "b = 1",
+            "exit",  # alone in its cell: IPython calls it (in a longer cell it is just a name)
+            "'b' in globals()",
+            "get_ipython().kernel.do_shutdown(False)",
+        ],
+    )
+    kernel_id = nb.kernel["id"]
+    nb.js(_RECORD_STATUS)
+    assert nb.run_and_wait(0) == []
+    out = nb.run_and_wait(1, 60)
+    assert not [o for o in out if o["output_type"] == "error"], dump(out)
+    dialog = page.locator(".jp-Dialog", has_text="Kernel Restarting")
+    dialog.wait_for(timeout=30_000)
+    dialog.locator(".jp-mod-accept").click()
+    page.wait_for_function(f"() => ({_KERNEL_STATUS_TEXT})()?.endsWith('Idle')", timeout=120_000)
+    assert nb.run_and_wait(2, 60)[0]["data"]["text/plain"] == "False"
+    assert nb.js("return [kernel.id, window.concurrentKernels.get(kernel.id).restarts];") == [kernel_id, 1]
+
+    assert nb.run_and_wait(3, 60) == []
+    assert nb.run_and_wait(4, 60) == []
+    page.locator(".jp-Dialog", has_text="Kernel Restarting").locator(".jp-mod-accept").click()
+    page.wait_for_function(f"() => ({_KERNEL_STATUS_TEXT})()?.endsWith('Idle')", timeout=120_000)
+    assert nb.run_and_wait(5, 60)[0]["data"]["text/plain"] == "False"
+    assert nb.js("return window.concurrentKernels.get(kernel.id).restarts;") == 2
+
+    nb.run(6)
+    page.wait_for_function("() => window.__ckStatus.includes('dead')", timeout=60_000)
+    page.wait_for_function("() => window.concurrentKernels.size === 0", timeout=30_000)
+    time.sleep(2)
+    spare = page.evaluate("window.concurrentKernelPool.spareCount")
+    assert len([w for w in page.workers if "ck-worker" in w.url]) == spare, "the kernel's worker is still alive"
+
+
+_FLOOD = r"""
+const k = window.concurrentKernels.get(kernel.id);
+const out = [];
+const sendMessage = k._sendMessage;
+k._sendMessage = m => { out.push({channel: m.channel, type: m.header.msg_type, parent: m.parent_header?.msg_id,
+                                  content: m.content}); sendMessage(m); };
+window.__ckFloodOut = out;
+const header = (msg_type, msg_id) => ({msg_type, msg_id, session: 'flood', username: '', date: '', version: '5.3'});
+const req = (msg_type, msg_id, content, extra = {}) =>
+  ({channel: 'shell', header: header(msg_type, msg_id), parent_header: {}, metadata: {}, content, ...extra});
+const circular = req('execute_request', 'circular', {code: '1'});
+circular.content.self = circular;
+const huge = new Uint8Array(64 * 1024 * 1024);
+huge[huge.length - 1] = 7;
+const bad = [
+  // Not messages at all, or without a header.msg_type: dropped by the page with a console line.
+  null, undefined, 42, 'execute_request', [], {}, {channel: 'shell'}, {header: 'kernel_info_request'},
+  {channel: 'shell', header: {msg_type: 7, msg_id: 'numeric-type'}, content: {}},
+  {channel: 'shell', header: {msg_type: '', msg_id: 'empty-type'}, content: {}},
+  // Requests with content of the wrong shape or type: error replies from the kernel.
+  req('execute_request', 'content-string', 'nope'),
+  req('execute_request', 'content-list', [1, 2]),
+  req('execute_request', 'code-number', {code: 42}),
+  req('execute_request', 'code-missing', {silent: false}),
+  req('execute_request', 'silent-string', {code: '1', silent: 'yes'}),
+  req('complete_request', 'cursor-string', {code: 'pri', cursor_pos: 'x'}),
+  req('inspect_request', 'inspect-null', null),
+  req('history_request', 'history-bad', {hist_access_type: 5}),
+  req('is_complete_request', 'is-complete-missing', {}),
+  req('comm_info_request', 'comm-info-target', {target_name: ['a']}),
+  req('made_up_request', 'made-up', {}),
+  req('execute_request', 'buffers-not-list', {code: '1'}, {buffers: 'not a list'}),
+  req('execute_request', 'null-buffer', {code: '1'}, {buffers: [null, 5, 'x']}),
+  circular,
+  // Wrong channels and headers: dropped with a log line, or answered.
+  {...req('kernel_info_request', 'bad-channel', {}), channel: 'nonsense'},
+  {...req('kernel_info_request', 'numeric-channel', {}), channel: 5},
+  req('execute_request', {not: 'a string'}, {code: '1'}),
+  {...req('kernel_info_request', 'no-parent', {}), parent_header: 'x', metadata: 7},
+  {channel: 'shell', header: {msg_type: 'execute_request', msg_id: 'bare-header'}},
+  // Not requests: comm messages for comms that do not exist, some with huge buffers; replies nobody asked for.
+  req('comm_msg', 'comm-unknown', {comm_id: 'nope', data: {}}),
+  req('comm_msg', 'comm-huge', {comm_id: 'nope', data: {}}, {buffers: [huge.buffer]}),
+  req('comm_msg', 'comm-many', {comm_id: 'nope', data: {}},
+      {buffers: Array.from({length: 2000}, (_, i) => new Uint8Array([i % 256]))}),
+  req('comm_msg', 'comm-bad-buffers', {comm_id: 'nope', data: {}}, {buffers: [{}, 'x']}),
+  req('comm_open', 'comm-open-bad', {comm_id: 5, target_name: null}),
+  req('comm_close', 'comm-close-bad', {comm_id: 'nope', data: 'x'}),
+  req('execute_reply', 'stray-reply', {status: 'ok'}),
+  {...req('input_reply', 'stray-input', {value: 'x'}), channel: 'stdin'},
+  // A huge buffer on a valid request: answered as usual.
+  req('execute_request', 'huge-ok', {code: '21 * 2', silent: false, store_history: false},
+      {buffers: [new Uint8Array(32 * 1024 * 1024)]}),
+];
+const thrown = [];
+for (let round = 0; round < 3; round++) {
+  for (const m of bad) {
+    try {
+      await k.handleMessage(m);
+    } catch (err) {
+      thrown.push(String(err));
+    }
+  }
+}
+return {thrown, count: bad.length};
+"""
+
+#: Requests in the flood, each answered with an error reply, and that reply's ename.
+_FLOOD_ERRORS = {
+    "content-string": "InvalidMessage",
+    "content-list": "InvalidMessage",
+    "code-number": "InvalidMessage",
+    "code-missing": "InvalidMessage",
+    "silent-string": "InvalidMessage",
+    "cursor-string": "InvalidMessage",
+    "inspect-null": "InvalidMessage",
+    "history-bad": "InvalidMessage",
+    "is-complete-missing": "InvalidMessage",
+    "comm-info-target": "InvalidMessage",
+    "made-up": "UnknownMessageType",
+    "buffers-not-list": "MalformedMessage",
+    "null-buffer": "MalformedMessage",
+    "circular": "MalformedMessage",
+}
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "not-isolated"])
+def test_a_flood_of_malformed_page_messages(page: Any, base_url: str, plain_url: str, isolated: bool) -> None:
+    """Messages a page should never send (not objects, no header, content of the wrong type, wrong channels,
+    buffers that are not buffers, 64 MB and 2,000 buffers on comm messages), three times over: every request among
+    them gets an error reply naming what is wrong, everything else a console line, and the kernel goes on in the same
+    worker with its variables (no restart)."""
+    logs: list[str] = []
+    page.on("console", lambda m: logs.append(m.text))
+    open_lab(page, base_url if isolated else plain_url)
+    nb = new_notebook(page, "flood-test.ipynb", ["a = 1\na", "b = a + 1\nb"])
+    assert nb.run_and_wait(0)[0]["data"]["text/plain"] == "1"
+    workers = [w.url for w in page.workers if "ck-worker" in w.url]
+    flood = nb.js(_FLOOD)
+    assert flood["thrown"] == [], flood
+
+    def replies() -> dict[str, list[dict[str, Any]]]:
+        seen: dict[str, list[dict[str, Any]]] = {}
+        for m in page.evaluate("window.__ckFloodOut"):
+            if m["channel"] == "shell" and m["type"].endswith("_reply"):
+                seen.setdefault(str(m["parent"]), []).append(m["content"])
+        return seen
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not all(len(replies().get(i, [])) >= 3 for i in [*_FLOOD_ERRORS, "huge-ok"]):
+        time.sleep(0.5)
+    got = replies()
+    for msg_id, ename in _FLOOD_ERRORS.items():
+        contents = got.get(msg_id, [])
+        assert len(contents) == 3, (msg_id, contents)
+        assert all(c["status"] == "error" and c["ename"] == ename for c in contents), (msg_id, contents)
+    assert [c["status"] for c in got["huge-ok"]] == ["ok"] * 3, got["huge-ok"]
+    # The requests on a channel the kernel does not have are logged, not answered; the others get their reply.
+    assert "bad-channel" not in got and "numeric-channel" not in got, got.keys()
+    assert [c["status"] for c in got["no-parent"]] == ["ok"] * 3, got["no-parent"]
+    # Dropped by the page: 9 with no header.msg_type (the empty one reaches Python, which drops it), the comm
+    # message whose buffers are not buffers.
+    assert len([line for line in logs if "dropping malformed message" in line]) == 3 * 9, logs
+    assert len([line for line in logs if "dropping comm_msg: buffers must be" in line]) == 3, logs
+    # What Python drops is logged to the worker's console (which the page repeats), as the ZMQ kernel logs to its
+    # terminal: nothing of it goes out on iopub, where no front end would show it.
+    python_logs = [line for line in logs if line.startswith("[concurrent kernel] [concurrent-kernel ERROR]")]
+    assert len([line for line in python_logs if "received on unknown channel 'nonsense'" in line]) == 3, logs
+    assert len([line for line in python_logs if "without a header.msg_type" in line]) == 3, logs
+    assert not [m for m in page.evaluate("window.__ckFloodOut") if m["type"] == "stream"]
+
+    # The same kernel, in the same worker, with its state: nothing restarted.
+    out = nb.run_and_wait(1, 60)
+    assert out[0]["data"]["text/plain"] == "2", dump(out)
+    assert nb.js("return window.concurrentKernels.get(kernel.id).restarts;") == 0
+    assert [w.url for w in page.workers if "ck-worker" in w.url] == workers
+    assert not [line for line in logs if "died" in line or "fatal" in line.lower()], logs

@@ -48,7 +48,9 @@ def test_pip_installs_wheels_shipped_with_the_site(page: Any, site_url: str, req
     )
     assert "snapshot" in nb.js(_TIMINGS)
     out = nb.run_and_wait(0, 120)
-    assert not _errors(out) and "Successfully installed ck-shipped-demo" in output_text(out), dump(out)
+    installed = [line for line in output_text(out).splitlines() if line.startswith("Successfully installed ")]
+    assert not _errors(out) and installed, dump(out)
+    assert sorted(installed[0].split()[2:]) == ["ck-shipped-demo-0.1.0", "ck-shipped-dep-0.1.0"], dump(out)
     out = nb.run_and_wait(1)
     assert out and out[-1]["data"]["text/plain"] == "('shipped', 'dep')", dump(out)
     wheels = [u for u in requests_seen if u.endswith(".whl")]
@@ -69,7 +71,8 @@ def test_site_built_without_the_stock_kernel_package(page: Any) -> None:
     assert "@jupyterlite/pyodide-kernel-extension:kernel" not in config, config
     assert config["concurrent-kernel:plugin"]["pipliteUrls"][0].startswith("./pypi/all.json?sha256="), config
     assert sorted(p.name for p in (site / "pypi").glob("*.whl")) == [
-        "ck_shipped_demo-0.1.0-py2.py3-none-any.whl", "ck_shipped_dep-0.1.0-py2.py3-none-any.whl"]
+        "ck_ipykernel_widget-0.1.0-py2.py3-none-any.whl", "ck_shipped_demo-0.1.0-py2.py3-none-any.whl",
+        "ck_shipped_dep-0.1.0-py2.py3-none-any.whl"]
     server, url = _serve_module().serve_in_thread(site, 0, True)
     try:
         open_lab(page, url)

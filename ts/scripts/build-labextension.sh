@@ -83,7 +83,12 @@ mkdir -p "$PYO"
 for f in pyodide.mjs pyodide.asm.mjs pyodide.asm.wasm python_stdlib.zip; do
   cp "node_modules/pyodide/$f" "$PYO/"
 done
-cp "$KWHEEL" "${DEPS[@]}" "$CACHE"/lazy-wheels/micropip-0.11.1-py3-none-any.whl "$PYO/"
+# The browser kernel's own small distributions (py/browser/README.md): piplite and the ipykernel stand-in.
+rm -rf "$CACHE/browser-wheels"
+for pkg in py/browser/piplite py/browser/ipykernel; do
+  "$PY" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation "$pkg" -w "$CACHE/browser-wheels"
+done
+cp "$KWHEEL" "${DEPS[@]}" "$CACHE"/lazy-wheels/micropip-0.11.1-py3-none-any.whl "$CACHE"/browser-wheels/*.whl "$PYO/"
 # Gzipped copies the worker fetches and inflates itself: most static hosts (and any plain server) send the wasm
 # and the module script as they are, 11 MB instead of 4 (the originals stay for loadPyodide's own fallback).
 gzip -9 -n -k "$PYO/pyodide.asm.wasm" "$PYO/pyodide.asm.mjs"

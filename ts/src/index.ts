@@ -148,6 +148,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           worker: pool.take(serviceWorkerEnabled),
           onQuiet: () => pool.refill(),
           takeWorker: () => pool.take(serviceWorkerEnabled),
+          onShutDown: kernel => void kernelClient?.shutdown(kernel.id),
           contentsManager: app.serviceManager.contents,
           serviceWorkerEnabled,
           packages: packageSettings(conf, baseUrl)

@@ -55,8 +55,11 @@ export namespace ConcurrentKernel {
     serviceWorkerEnabled?: boolean;
     /** Package sources (see services/packages.py). */
     packages?: IPackageSettings;
-    /** A worker to start Python in again after Python died (the pool's spare); a new one by default. */
+    /** A worker to start Python in again after Python died or the kernel restarted itself (the pool's spare); a
+     * new one by default. */
     takeWorker?: () => Worker;
+    /** The kernel shut itself down (do_shutdown(False)): the plugin shuts it down in the app's kernel client. */
+    onShutDown?: (kernel: ConcurrentKernel) => void;
     /**
      * Called once, when Python is running and the kernel has then been quiet for QUIET_MS (or is disposed):
      * the pool warms the next spare then, not while the user's first cells compete with it for the CPU.
@@ -198,7 +201,8 @@ export class ConcurrentKernel implements IKernel {
     return this._isolated;
   }
 
-  /** How many times Python died in this kernel and was started again (a fresh worker, the same kernel id). */
+  /** How many times Python died or the kernel restarted itself, and Python started again here (a fresh worker,
+   * the same kernel id). */
   get restarts(): number {
     return this._restarts;
   }
@@ -225,6 +229,19 @@ export class ConcurrentKernel implements IKernel {
       this._replyWithError(m, 'KernelLoadError', this._loadError);
       return;
     }
+    // Checked before the message counts as pending: a request refused here gets its error reply at once.
+    const { buffers, ...rest } = m;
+    if (buffers !== undefined && buffers !== null && !(Array.isArray(buffers) && buffers.every(isBinary))) {
+      this._refuse(m, 'buffers must be a list of ArrayBuffers or typed arrays');
+      return;
+    }
+    let msgJson: string;
+    try {
+      msgJson = JSON.stringify(rest);
+    } catch (err) {
+      this._refuse(m, `message could not be serialised: ${err}`);
+      return;
+    }
     if (m.header.session) {
       this._lastSession = m.header.session;
     }
@@ -236,15 +253,7 @@ export class ConcurrentKernel implements IKernel {
       this._lastExecute = m;
     }
     trace('in', m);
-    const { buffers, ...rest } = m;
     const out: ArrayBuffer[] = (buffers ?? []).map(b => copyBuffer(b));
-    let msgJson: string;
-    try {
-      msgJson = JSON.stringify(rest);
-    } catch (err) {
-      this._replyWithError(m, 'MalformedMessage', `message could not be serialised: ${err}`);
-      return;
-    }
     this._post({ type: 'msg', msgJson, buffers: out }, out);
   }
 
@@ -445,6 +454,9 @@ export class ConcurrentKernel implements IKernel {
       case 'uncaught':
         this._reportUncaught(data.error);
         break;
+      case 'ended':
+        this._ended(data.restart);
+        break;
       case 'handler-error': {
         let msg: AnyMsg | null = null;
         try {
@@ -564,24 +576,45 @@ export class ConcurrentKernel implements IKernel {
   }
 
   /**
-   * Python died (a Pyodide fatal error): what was pending is answered with the reason, the clients are told the
-   * kernel is restarting (iopub status "restarting", what a Jupyter server says when a kernel process died and it
-   * starts it again: JupyterLab shows "Kernel Restarting", forgets the old kernel's comms and reconnects), and Python
-   * starts again in a new worker, under the same kernel id. Messages sent meanwhile wait for it, as at a first start.
+   * Python died (a Pyodide fatal error): it is started again in this kernel (_restartInPlace), and what was pending
+   * gets KernelDied with the reason.
    */
   private _died(reason: string): void {
+    const notice = `The kernel died: ${reason}. It restarts: variables and imports are gone.`;
+    console.error(`concurrent kernel ${this.id}: ${notice}`);
+    this._restartInPlace('KernelDied', notice);
+  }
+
+  /**
+   * The kernel ended itself (ipykernel's `kernel.do_shutdown(restart)`, `exit` in a cell: the core's
+   * exit_callback), once the request that asked has its reply. RESTART: started again here, as a Jupyter server's
+   * kernel manager starts a new process (JupyterLab: "Kernel Restarting"); else shut down as JupyterLab's own shut
+   * down does (the clients see it dead; the app's kernel client forgets it).
+   */
+  private _ended(restart: boolean): void {
+    if (restart) {
+      this._restartInPlace('KernelRestarted', 'The kernel restarted itself (do_shutdown(True), or exit in a cell).');
+      return;
+    }
+    this._worker.terminate();
+    this._answerPending('KernelShutDown', 'The kernel shut itself down (do_shutdown(False)).');
+    this._emitStatus('dead');
+    this._options.onShutDown?.(this);
+  }
+
+  /**
+   * Start Python again in a new worker, under the same kernel id: what was pending is answered with ENAME and
+   * NOTICE, the clients are told the kernel is restarting (iopub status "restarting", what a Jupyter server says
+   * when a kernel process died and it starts it again: JupyterLab shows "Kernel Restarting", forgets the old
+   * kernel's comms and reconnects), and "idle" once the new Python has said "starting". Messages sent meanwhile
+   * wait for it, as at a first start. The notebook is untouched.
+   */
+  private _restartInPlace(ename: string, notice: string): void {
     if (this._isDisposed) {
       return;
     }
-    const notice = `The kernel died: ${reason}. It restarts: variables and imports are gone.`;
-    console.error(`concurrent kernel ${this.id}: ${notice}`);
     this._worker.terminate();
-    const pending = [...this._pending.values()];
-    this._pending.clear();
-    this._executing.clear();
-    for (const m of pending) {
-      this._replyWithError(m, 'KernelDied', notice);
-    }
+    this._answerPending(ename, notice);
     this._emitStatus('restarting');
     this._pythonReady = false;
     this._awaitingInput = false;
@@ -590,6 +623,16 @@ export class ConcurrentKernel implements IKernel {
     this._worker = this._startWorker(this._options.takeWorker?.() ?? this._newWorker());
     this._restarts += 1;
     this._restarted = true;
+  }
+
+  /** Every request still waiting for its reply gets an error one (the worker that had it is gone). */
+  private _answerPending(ename: string, notice: string): void {
+    const pending = [...this._pending.values()];
+    this._pending.clear();
+    this._executing.clear();
+    for (const m of pending) {
+      this._replyWithError(m, ename, notice);
+    }
   }
 
   private _newWorker(): Worker {
@@ -642,6 +685,15 @@ export class ConcurrentKernel implements IKernel {
   }
 
   /** Answer a request locally with an error (busy, error output, reply, idle). */
+  /** A message the worker cannot be given: a request gets a MalformedMessage error reply, anything else a log line. */
+  private _refuse(m: AnyMsg, reason: string): void {
+    if (m.header.msg_type.endsWith('_request')) {
+      this._replyWithError(m, 'MalformedMessage', reason);
+    } else {
+      console.error(`concurrent kernel: dropping ${m.header.msg_type}: ${reason}`);
+    }
+  }
+
   private _replyWithError(req: AnyMsg, ename: string, evalue: string): void {
     const type = req.header.msg_type;
     if (!type.endsWith('_request')) {
@@ -735,9 +787,18 @@ function trace(direction: 'in' | 'out', msg: AnyMsg): void {
   }
 }
 
-function copyBuffer(b: ArrayBuffer | ArrayBufferView): ArrayBuffer {
-  if (b instanceof ArrayBuffer) {
-    return b.slice(0);
+/** A buffer a message may carry: an ArrayBuffer (shared or not) or a view of one. */
+function isBinary(b: unknown): b is ArrayBufferLike | ArrayBufferView {
+  return (
+    b instanceof ArrayBuffer ||
+    ArrayBuffer.isView(b) ||
+    (typeof SharedArrayBuffer !== 'undefined' && b instanceof SharedArrayBuffer)
+  );
+}
+
+function copyBuffer(b: ArrayBufferLike | ArrayBufferView): ArrayBuffer {
+  if (!ArrayBuffer.isView(b)) {
+    return new Uint8Array(b).slice().buffer; // a copy: the worker is given it (transfer), the page keeps its own
   }
   const view = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   return view.slice().buffer;

@@ -68,6 +68,8 @@ export type FromWorker =
   | { type: 'fatal'; error: string }
   /** An error nothing caught in the worker (a Python exception in a JavaScript callback): the kernel goes on. */
   | { type: 'uncaught'; error: string }
+  /** The kernel ended itself (do_shutdown, exit in a cell): restart it, or shut it down. */
+  | { type: 'ended'; restart: boolean }
   | { type: 'input_request'; msgJson: string }
   | { type: 'interrupt-ack'; seq: number; escalated: boolean }
   | { type: 'drive-request'; request: unknown }

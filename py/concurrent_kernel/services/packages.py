@@ -151,8 +151,18 @@ async def _pip_install(argv: list[str]) -> None:
             requirements.append(arg)
     if not requirements:
         raise ValueError("%pip install: name at least one package")
+    await load_micropip()  # not in the summary: it is the installer
+    before = _installed_versions()
     await install(requirements, index_urls=index_urls or None, **options)
-    print("Successfully installed " + ", ".join(requirements))
+    after = _installed_versions()
+    for req in requirements:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+        name = canonical(match[1]) if match and not req.endswith(".whl") and "://" not in req else ""
+        if name and before.get(name) is not None and before.get(name) == after.get(name):
+            print(f"Requirement already satisfied: {match[1] if match else req} in {_site_packages()} ({after[name]})")
+    changed = [f"{name}-{version}" for name, version in after.items() if before.get(name) != version]
+    if changed:
+        print("Successfully installed " + " ".join(changed))
 
 
 async def install(requirements: str | list[str], index_urls: list[str] | None = None, **options: Any) -> None:
@@ -178,6 +188,24 @@ async def install(requirements: str | list[str], index_urls: list[str] | None = 
     except ValueError as exc:
         raise PackageNotAvailable(f"{exc}".strip()) from None
     _check_loaded(requirements)
+
+
+def _installed_versions() -> dict[str, str]:
+    """Canonical name -> version of every installed distribution (what pip's summary lines compare)."""
+    import importlib.metadata
+
+    versions: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            versions.setdefault(canonical(name), dist.version)
+    return versions
+
+
+def _site_packages() -> str:
+    import sysconfig
+
+    return sysconfig.get_paths()["purelib"]
 
 
 def canonical(name: str) -> str:
@@ -291,7 +319,10 @@ def _lock_packages() -> Any:
     """The loaded Pyodide lock's packages, as a mapping (`in`, `[]`), read live: the worker may repoint entries."""
     import pyodide_js
 
-    return pyodide_js._api.lockfile_packages.as_object_map()
+    packages = pyodide_js._api.lockfile_packages
+    # as_py_json in Pyodide 314 (as_object_map there warns that it is deprecated, in the cell that ran %pip).
+    as_mapping = getattr(packages, "as_py_json", None) or packages.as_object_map
+    return as_mapping()
 
 
 def _package_for_import(module: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -120,6 +121,22 @@ class CallbackTransport:
         self._feed = None
 
 
+def _log_to_host() -> None:
+    """The kernel's own log lines go to the host's stderr (in the browser the worker's console, which the page
+    repeats), as the ZMQ kernel's go to the terminal (_app.py). Without this, logging's last-resort handler writes
+    them to the current sys.stderr: the kernel's stream, published to iopub under no request, which no front end
+    shows. User code's logging keeps reaching the cell's stderr."""
+    if any(getattr(h, "_ck_host", False) for h in log.handlers):
+        return
+    handler = logging.StreamHandler(sys.__stderr__)
+    handler.setFormatter(logging.Formatter("[concurrent-kernel %(levelname)s] %(message)s"))
+    handler._ck_host = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.WARNING)
+    log.propagate = False
+
+
 class Handle:
     """What the host keeps: deliver messages, interrupt, shut down."""
 
@@ -148,19 +165,23 @@ def start(
     *,
     backend: str = "asyncio",
     blocking_sleep: SleepCallback | None = None,
+    exit_callback: Callable[[bool], None] | None = None,
 ) -> Handle:
     """Schedule a kernel on the running asyncio loop (never anyio.run: in Pyodide a loop always runs).
 
     `blocking_sleep`: the host's wait for a time.sleep that cannot suspend its stack (services/suspend.py).
+    `exit_callback(restart)`: the host restarts the kernel or shuts it down when it ends itself (do_shutdown, exit).
     """
     from traitlets.config import Config
 
     if backend != "asyncio":
         raise ValueError("the callback transport runs on the host's asyncio loop; backend must be 'asyncio'")
     suspend.install(blocking_sleep)
+    if IS_PYODIDE:  # elsewhere the embedding host configures logging
+        _log_to_host()
     config = Config()
     config.HistoryManager.hist_file = ":memory:"  # no history thread: Pyodide has no threads
-    transport = CallbackTransport(send, input_request)
+    transport = CallbackTransport(send, input_request, exit_callback)
     kernel = Kernel(transport, backend=backend, config=config, use_threads=False)
     task = asyncio.get_event_loop().create_task(kernel.serve())
     return Handle(kernel, transport, task)

@@ -20,7 +20,7 @@ let failed = false;
 const GLUE = `
 from pyodide.ffi import to_js as _to_js
 
-def _ck_start(js_send, js_input, js_sleep, services_json):
+def _ck_start(js_send, js_input, js_sleep, js_ended, services_json):
     from concurrent_kernel import callback_transport
 
     def send(msg_json, buffers):
@@ -31,7 +31,7 @@ def _ck_start(js_send, js_input, js_sleep, services_json):
         return js_input(msg_json)
 
     handle = callback_transport.start(
-        send, input_request if js_input is not None else None, blocking_sleep=js_sleep
+        send, input_request if js_input is not None else None, blocking_sleep=js_sleep, exit_callback=js_ended
     )
     from concurrent_kernel.services import packages
     packages.setup(handle.kernel, services_json)
@@ -55,7 +55,7 @@ export function startKernel(
   py.runPython(GLUE);
   const startFn = py.globals.get('_ck_start');
   // undefined, not null: Pyodide gives Python JS null as JsNull, not None.
-  const result = startFn(sendOut, input ?? undefined, sleep ?? undefined, servicesJson) as IPyProxy & {
+  const result = startFn(sendOut, input ?? undefined, sleep ?? undefined, ended, servicesJson) as IPyProxy & {
     toJs(): IPyProxy[];
   };
   const [receiveFn, interruptKernel] = result.toJs();
@@ -89,6 +89,11 @@ export function fromPage(msgJson: string, buffers: ArrayBuffer[]): void {
   } else {
     queue.push({ msgJson, buffers });
   }
+}
+
+/** The kernel ended itself (do_shutdown, exit in a cell): the page restarts it or shuts it down. */
+function ended(restart: boolean): void {
+  post({ type: 'ended', restart: !!restart });
 }
 
 function sendOut(msgJson: string, buffers: Uint8Array[] | null | undefined): void {
