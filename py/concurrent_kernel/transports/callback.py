@@ -19,6 +19,9 @@ from .._protocol import Channel, MsgType
 log = logging.getLogger("concurrent_kernel")
 
 SendCallback = Callable[[str, list[Any]], None]
+
+#: The page's and the kernel's channel for the debugger session kept across a page reload (never a Jupyter one).
+DEBUGGER_STATE_CHANNEL = "ck-debugger-state"
 InputCallback = Callable[[str], str]
 
 
@@ -31,6 +34,13 @@ class CallbackTransport:
         self._early: list[tuple[str, Message]] = []
         self.blocking_input = self._blocking_input if input_request is not None else None
         self._input_request = input_request
+        #: The debugger session the page kept from before a reload, until the debugger takes it.
+        self.debugger_state: dict[str, Any] | None = None
+        self.on_debugger_state: Callable[[dict[str, Any]], None] | None = None
+
+    def persist_debugger_state(self, state: dict[str, Any]) -> None:
+        """Give the page the debugger's session to keep for a reload (the kernel dies with the page)."""
+        self._send(json.dumps({"channel": DEBUGGER_STATE_CHANNEL, "state": state}, default=str), [])
 
     def send(self, channel: str, msg: Message, reply_to: Any = None) -> None:
         buffers = [bytes(b) for b in msg.get("buffers") or []]
@@ -58,6 +68,14 @@ class CallbackTransport:
             log.error("dropping a malformed message from the page: %s", exc)
             return
         channel = str(msg.pop("channel", "shell"))
+        if channel == DEBUGGER_STATE_CHANNEL:  # the page hands back the session it kept (see kernel.ts)
+            state = msg.get("state")
+            if isinstance(state, dict):
+                if self.on_debugger_state is not None:
+                    self.on_debugger_state(state)
+                else:
+                    self.debugger_state = state
+            return
         msg["buffers"] = [memoryview(bytes(b)) for b in (buffers or [])]
         if self._feed is None:
             self._early.append((channel, msg))
@@ -89,8 +107,12 @@ class Handle:
         await self.task
 
 
-def start(send: SendCallback, input_request: InputCallback | None = None, *, backend: str = "asyncio") -> Handle:
-    """Schedule a kernel on the running asyncio loop (never anyio.run: in Pyodide a loop always runs)."""
+def start(send: SendCallback, input_request: InputCallback | None = None, *, backend: str = "asyncio",
+          debugger: bool = False) -> Handle:
+    """Schedule a kernel on the running asyncio loop (never anyio.run: in Pyodide a loop always runs).
+
+    `debugger`: offer JupyterLab's debugger (services/debugger/monitoring.py). Only the host knows whether it can
+    work: a stopped cell suspends its stack, which needs JSPI and every entry into Python made suspendable."""
     from traitlets.config import Config
 
     if backend != "asyncio":
@@ -98,7 +120,7 @@ def start(send: SendCallback, input_request: InputCallback | None = None, *, bac
     config = Config()
     config.HistoryManager.hist_file = ":memory:"  # no history thread: Pyodide has no threads
     transport = CallbackTransport(send, input_request)
-    kernel = Kernel(transport, backend=backend, config=config, use_threads=False)
+    kernel = Kernel(transport, backend=backend, config=config, use_threads=False, debugger=debugger)
     task = asyncio.get_event_loop().create_task(kernel.serve())
     return Handle(kernel, transport, task)
 

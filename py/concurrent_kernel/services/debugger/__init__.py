@@ -90,10 +90,20 @@ def is_cell_file(filename: str) -> bool:
 class CellFileCompiler(CachingCompiler):
     """Compile each cell under its hash-based file name, so a breakpoint set on the dumped cell file is hit.
 
-    IPython still maps the name to `Cell In[n]` in tracebacks (its CachingCompiler keeps that map)."""
+    IPython still maps the name to `Cell In[n]` in tracebacks (its CachingCompiler keeps that map).
+    `listener`, while set, sees each code object compiled (the browser's debugger instruments cells from it)."""
+
+    listener: Callable[[Any], None] | None = None
 
     def get_code_name(self, raw_code: str, transformed_code: str, number: int) -> str:
         return cell_file_name(raw_code)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        code = super().__call__(*args, **kwargs)
+        listener = self.listener
+        if listener is not None:
+            listener(code)
+        return code
 
 
 class DebugBackend(Protocol):
@@ -113,8 +123,9 @@ class DebugBackend(Protocol):
     async def stop(self) -> None:
         """Detach after `disconnect`; a later `initialize` starts over."""
 
-    def resume_and_interrupt(self, thread_id: int) -> bool:
-        """Interrupt a cell whose OS thread may be stopped: resume it and raise KeyboardInterrupt in it."""
+    def interrupt_execution(self, execution: Any) -> bool:
+        """The kernel interrupts a running cell (an `_execution.Execution`): if it is stopped, resume it so that
+        the interrupt ends it (KeyboardInterrupt where it stopped). True when it was stopped."""
 
 
 # Names the variables panel does not show: IPython's bookkeeping and the module dunders of the user namespace.
@@ -182,11 +193,18 @@ class VariableExplorer:
 
 
 def create(kernel: Kernel) -> Debugger | None:
-    """The debugger for this platform, or None where there is none (Pyodide for now, or debugpy missing)."""
+    """The debugger for this platform, or None where there is none (debugpy missing on CPython; no
+    sys.monitoring in Pyodide). In Pyodide the host decides whether to offer it (where the browser can suspend a
+    stopped cell's stack: see monitoring.py)."""
     from ..._loops import IS_PYODIDE
 
     if IS_PYODIDE:
-        return None
+        from .monitoring import MonitoringBackend, monitoring_available
+
+        if not monitoring_available():
+            log.warning("this Python has no sys.monitoring: the debugger is off")
+            return None
+        return Debugger(kernel, MonitoringBackend)
     from .debugpy_backend import DebugpyBackend, debugpy_available
 
     if not debugpy_available():
@@ -206,6 +224,10 @@ def _response(request: dict[str, Any], success: bool = True, body: dict[str, Any
     return reply
 
 
+#: Requests after which a host that keeps the session across reloads is told its new state.
+_STATE_COMMANDS = frozenset({"attach", "setBreakpoints", "setExceptionBreakpoints", "disconnect"})
+
+
 class Debugger:
     """Answers `debug_request`s: kernel-side requests here, the rest forwarded to the backend."""
 
@@ -218,8 +240,13 @@ class Debugger:
         self.breakpoints: dict[str, list[dict[str, Any]]] = {}
         self.stopped_threads: set[int] = set()
         self.explorer = VariableExplorer()
+        #: The exception filters last set (kept with the breakpoints for a reloaded page).
+        self.exception_filters: list[str] = []
         self._removed_transforms: list[tuple[int, Any]] = []
         self._event_parent: dict[str, Any] | None = None
+        #: Where the session's state is kept for a reloaded page (the browser's host page), if anywhere.
+        self._persist: Callable[[dict[str, Any]], None] | None = None
+        kernel.on_stop.append(self._kernel_stopping)
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             DapCommand.INITIALIZE: self._initialize,
             DapCommand.ATTACH: self._attach,
@@ -240,8 +267,76 @@ class Debugger:
 
     def install(self, shell: Any) -> None:
         """Compile cells under their hash-based names (cheap: one hash per cell), so cells defined before the
-        panel is opened can still be stopped in."""
+        panel is opened can still be stopped in. A host that keeps the session across page reloads (the browser
+        kernel's page: the kernel dies with the page) gets the state and may hand back the last one."""
         shell.compile = CellFileCompiler()
+        transport = self.kernel.transport
+        persist = getattr(transport, "persist_debugger_state", None)
+        if persist is not None and hasattr(self._backend_factory, "restore"):
+            self._persist = persist
+            transport.on_debugger_state = self.restore_state
+            saved = getattr(transport, "debugger_state", None)
+            if saved:
+                self.restore_state(saved)
+
+    # ------------------------------------------------------------ a session across page reloads
+
+    def export_state(self) -> dict[str, Any]:
+        """What a reloaded page needs to go on: whether a session is attached, its breakpoints (with the sources
+        of the cells they are in: the cell files live in the page's memory) and exception filters."""
+        sources = {}
+        for path in self.breakpoints:
+            if is_cell_file(path):
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        sources[path] = f.read()
+                except OSError:
+                    pass
+        return {"version": 1, "started": self.attached, "breakpoints": self.breakpoints, "sources": sources,
+                "exceptionFilters": self.exception_filters}
+
+    def restore_state(self, state: Any) -> None:
+        """Attach as the state says, before the reloaded page's first request (its `debugInfo` then shows the
+        session and its breakpoints, which JupyterLab puts back in the cells)."""
+        if not isinstance(state, dict) or not state.get("started") or self.attached:
+            return
+        try:
+            for path, code in (state.get("sources") or {}).items():
+                if isinstance(path, str) and isinstance(code, str) and path == cell_file_name(code):
+                    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(code)
+            breakpoints = {path: [{"line": int(bp["line"])} for bp in bps if isinstance(bp, dict)]
+                           for path, bps in (state.get("breakpoints") or {}).items() if isinstance(path, str)}
+            filters = [f for f in state.get("exceptionFilters") or [] if isinstance(f, str)]
+            if self.backend is None:
+                self.backend = self._backend_factory(self)
+            self.backend.restore(breakpoints, filters)  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("the debugger session of the reloaded page could not be restored")
+            return
+        self.attached = True
+        self.breakpoints = {path: bps for path, bps in breakpoints.items() if bps}
+        self.exception_filters = filters
+        self._keep_leading_blank_lines()
+
+    def _kernel_stopping(self) -> None:
+        """The kernel shuts down: a backend living in this process lets go of it (stopped cells resume, nothing
+        stays instrumented); the state kept for a reload is left as it was."""
+        close = getattr(self.backend, "close", None)
+        if close is not None and self.attached:
+            try:
+                close()
+            except Exception:
+                log.exception("the debugger did not close cleanly")
+        self.attached = False
+
+    def _state_changed(self) -> None:
+        if self._persist is not None:
+            try:
+                self._persist(self.export_state())
+            except Exception:
+                log.exception("the debugger state could not be kept for a reload")
 
     async def handle(self, request: dict[str, Any], parent: dict[str, Any] | None) -> dict[str, Any]:
         """One `debug_request` content (a DAP request) -> the `debug_reply` content (its DAP response)."""
@@ -260,6 +355,12 @@ class Debugger:
             # Answers built from other requests (evaluate, setExpression) still answer the request sent.
             reply["command"] = command
             reply["request_seq"] = request.get("seq", 0)
+            if command == "setExceptionBreakpoints" and reply.get("success"):
+                filters = (request.get("arguments") or {}).get("filters")
+                self.exception_filters = [f for f in filters if isinstance(f, str)] if isinstance(filters, list) \
+                    else []
+            if command in _STATE_COMMANDS:
+                self._state_changed()
             return reply
         except Exception as exc:
             log.exception("debug request %s failed", command)
@@ -282,11 +383,12 @@ class Debugger:
 
         self.kernel.publish(MsgType.DEBUG_EVENT, event, parent=self._event_parent)
 
-    def interrupt_thread(self, thread_ident: int) -> bool:
-        """Called by the kernel's interrupt for a cell on its own thread; True when the debugger took care of it."""
+    def interrupt_execution(self, execution: Any) -> bool:
+        """Called by the kernel's interrupt for every running cell: end it if it is stopped. True when the
+        debugger took care of it (a stopped cell resumes with KeyboardInterrupt raised where it stopped)."""
         if not self.attached or self.backend is None:
             return False
-        return self.backend.resume_and_interrupt(thread_ident)
+        return self.backend.interrupt_execution(execution)
 
     # ------------------------------------------------------------ requests
 
@@ -438,6 +540,7 @@ class Debugger:
             reply = await self.backend.forward(request)
         self.attached = False
         self.breakpoints.clear()
+        self.exception_filters = []
         self.stopped_threads.clear()
         self._restore_leading_blank_lines()
         if self.backend is not None:
