@@ -22,6 +22,7 @@ import {
   STDIN_HEADER_BYTES,
   ToWorker
 } from './protocol';
+import { DEBUGGER_STATE_CHANNEL, DebuggerSessionKeeper, noteDebuggerOffered } from './debuggerSession';
 import { ISpare, MARKS, startSpare, takeEarlySpare } from './spare';
 
 /** Milliseconds the worker gets to acknowledge an interrupt before we escalate. */
@@ -55,6 +56,10 @@ export namespace ConcurrentKernel {
     serviceWorkerEnabled?: boolean;
     /** Package sources (see services/packages.py). */
     packages?: IPackageSettings;
+    /** Offer the debugger (./debugger.ts). */
+    debugger?: boolean;
+    /** The path of the notebook this kernel runs for (its debug session is kept under it across a reload). */
+    sessionPath?: () => string | undefined;
     /**
      * Called once, when Python is running and the kernel has then been quiet for QUIET_MS (or is disposed):
      * the pool warms the next spare then, not while the user's first cells compete with it for the CPU.
@@ -173,8 +178,12 @@ export class ConcurrentKernel implements IKernel {
       kernelId: this.id,
       browsingContextId: options.browsingContextId,
       location: options.location,
-      packages: options.packages
+      packages: options.packages,
+      debugger: !!options.debugger
     };
+    this._debuggerSession = options.sessionPath
+      ? new DebuggerSessionKeeper(options.baseUrl, options.sessionPath)
+      : null;
     if (this._isolated) {
       this._interruptBuffer = new SharedArrayBuffer(8);
       this._stdinBuffer = new SharedArrayBuffer(STDIN_BUFFER_BYTES);
@@ -256,6 +265,13 @@ export class ConcurrentKernel implements IKernel {
     }
     if (m.header.msg_type === 'execute_request') {
       this._executing.set(m.header.msg_id, m);
+    }
+    if (m.header.msg_type === 'debug_request' && this._debuggerSession) {
+      // Before the panel's first request after a reload: the session this notebook's kernel had (debuggerSession.ts).
+      const kept = this._debuggerSession.handOver();
+      if (kept) {
+        this._post({ type: 'msg', msgJson: kept, buffers: [] });
+      }
     }
     trace('in', m);
     const { buffers, ...rest } = m;
@@ -371,6 +387,13 @@ export class ConcurrentKernel implements IKernel {
         } catch (err) {
           console.error('concurrent kernel: invalid JSON from the kernel', err, data.msgJson);
           return;
+        }
+        if ((msg.channel as string) === DEBUGGER_STATE_CHANNEL) {
+          this._debuggerSession?.keep((msg as unknown as { state: unknown }).state);
+          return;
+        }
+        if (msg.header?.msg_type === 'kernel_info_reply' && (msg.content as { debugger?: unknown })?.debugger === true) {
+          noteDebuggerOffered();
         }
         if (data.buffers.length) {
           msg.buffers = data.buffers;
@@ -580,6 +603,7 @@ export class ConcurrentKernel implements IKernel {
   }
 
   private _sendMessage: IKernel.SendMessage;
+  private _debuggerSession: DebuggerSessionKeeper | null;
   private _onQuiet?: () => void;
   private _lastActivity = 0;
   private _worker: Worker;
