@@ -44,6 +44,8 @@ export function canSuspendWasm(): boolean {
 }
 
 async function loadPanel(app: JupyterFrontEnd): Promise<void> {
+  // The carried package and its CSS are one chunk (ck-lazy-debugger, ts/webpack.extra.js), fetched only here;
+  // @jupyterlab/debugger and @jupyterlab/notebook come from the app (shared modules).
   const [extension, debuggerModule, notebookModule] = await Promise.all([
     import('@jupyterlab/debugger-extension'),
     import('@jupyterlab/debugger'),
