@@ -4,6 +4,7 @@ display formatter errors, asyncio.run's hint, pdb over stdin."""
 
 import sys
 
+import anyio
 import pytest
 
 from memory_client import of_type, stdout_of
@@ -132,3 +133,30 @@ async def test_debug_magic_after_an_error(answering_client):
     reply, outputs = await client.execute("%debug", content={"allow_stdin": True})
     assert reply["content"]["status"] == "ok", reply["content"]
     assert "42" in stdout_of(outputs)
+
+
+async def test_do_shutdown_ends_the_kernel_after_the_cells_reply(client):
+    """ipykernel's `kernel.do_shutdown(restart)`: the reply and idle go out, then the kernel ends (its transport is
+    told, so a browser page can restart it; a ZMQ kernel's process exits)."""
+    reply, outputs = await client.execute("get_ipython().kernel.do_shutdown(True)")
+    assert reply["content"]["status"] == "ok"
+    assert of_type(outputs, "execute_result")[0]["content"]["data"]["text/plain"] == "{'status': 'ok', 'restart': True}"
+    await client.idle(reply["parent_header"]["msg_id"])
+    with anyio.fail_after(5):
+        while not client.kernel.closed:
+            await anyio.sleep(0.01)
+
+
+async def test_do_shutdown_from_a_background_task_ends_the_kernel(client):
+    code = (
+        "import anyio\n"
+        "async def later():\n"
+        "    await anyio.sleep(0.2)\n"
+        "    get_ipython().kernel.do_shutdown(False)\n"
+        "get_ipython().kernel.background.spawn(later)"
+    )
+    reply, _ = await client.execute(code)
+    assert reply["content"]["status"] == "ok"
+    with anyio.fail_after(5):
+        while not client.kernel.closed:
+            await anyio.sleep(0.01)

@@ -57,5 +57,5 @@ async def test_unknown_gui_is_a_clear_error(client, caplog):
     # IPython's %gui logs the failure (logging.error) instead of raising; in a kernel process that lands in the
     # cell's stderr through logging's last-resort handler.
     await client.execute("%gui nosuchtoolkit")
-    assert "unsupported GUI event loop 'nosuchtoolkit'" in caplog.text
+    assert "Invalid GUI request 'nosuchtoolkit' (unknown name); valid ones are: tk, qt" in caplog.text
     assert client.kernel.gui.active is None

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
-from typing import Any
 
 from ._kernelspec import BACKENDS
 from ._protocol import KERNEL_DISPLAY_NAME, KERNEL_SPEC_NAME
@@ -16,26 +14,6 @@ def _is_trait_arg(arg: str) -> bool:
     key, sep, _ = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
     cls, dot, trait = key.partition(".")
     return bool(sep and dot and cls[:1].isupper() and cls.isidentifier() and trait.isidentifier())
-
-
-def parse_trait_args(args: list[str]) -> tuple[Any, list[str]]:
-    """Turn `--Class.trait=value` arguments into a traitlets Config; return it and the arguments left over."""
-    from traitlets.config import Config
-
-    config = Config()
-    rest: list[str] = []
-    for arg in args:
-        if not _is_trait_arg(arg):
-            rest.append(arg)
-            continue
-        key, _, raw = arg[2:].partition("=")
-        cls, _, trait = key.partition(".")
-        try:
-            value: Any = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        config[cls][trait] = value
-    return config, rest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,11 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--debugger", action=argparse.BooleanOptionalAction, default=True,
                         help="offer the debugger (debug_request via debugpy); --no-debugger: no debugpy, no cost")
     args, unknown = parser.parse_known_args(rest)
-    if unknown:
-        print(f"concurrent-kernel: ignoring unknown arguments: {' '.join(unknown)}", file=sys.stderr)
     from ._app import launch
 
-    return launch(args.connection_file, args.backend, trait_args, debugger=args.debugger)
+    # What is not ours is IPython's (--profile, --ipython-dir, --matplotlib, -c, ...): its app says what it rejects.
+    return launch(args.connection_file, args.backend, trait_args + unknown, debugger=args.debugger)
 
 
 def _manage(argv: list[str]) -> int:

@@ -75,8 +75,16 @@ def _watch_parent() -> None:
     threading.Thread(target=poll, name="ParentWatch", daemon=True).start()
 
 
-def launch(connection_file: str | None, backend: str, trait_args: list[str], debugger: bool = True) -> int:
-    """Bind the sockets first, then import the rest: the kernel is reachable as early as possible."""
+def _as_bool(value: Any) -> bool:
+    """A setting of a class IPython does not know (`--Kernel.x=False`) stays text in the config."""
+    if isinstance(value, str) or type(value).__name__ == "DeferredConfigString":
+        return str(value).strip().lower() not in ("false", "0", "no", "off", "")
+    return bool(value)
+
+
+def launch(connection_file: str | None, backend: str, ipython_args: list[str], debugger: bool = True) -> int:
+    """Bind the sockets first, then import the rest: the kernel is reachable as early as possible. `ipython_args`
+    are IPython's (`--Class.trait=value`, `--profile`, `--matplotlib`, ...), read by services/ipython_app.py."""
     # Only our own logger goes to the terminal: user code's logging keeps reaching the cell's stderr
     # (through logging's last-resort handler, which writes to the current sys.stderr).
     handler = logging.StreamHandler(sys.__stderr__)
@@ -84,7 +92,6 @@ def launch(connection_file: str | None, backend: str, trait_args: list[str], deb
     log.addHandler(handler)
     log.setLevel(logging.WARNING)
     log.propagate = False
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     # No file, or a path that does not exist yet (as with ipykernel): make one and say how to connect.
     created = connection_file is None or not Path(connection_file).exists()
     path = new_connection_file(Path(connection_file) if connection_file else None) if created else Path(connection_file)
@@ -113,17 +120,19 @@ def launch(connection_file: str | None, backend: str, trait_args: list[str], deb
     transport.start_early(messages, partial(kernel_info, debugger=debugger))
     import anyio
 
-    from .__main__ import parse_trait_args
     from ._kernel import Kernel
+    from .services.ipython_app import make_app
 
-    config, _ = parse_trait_args(trait_args)
+    # The profile, config files and command line (as ipykernel's kernel app reads them); imported after the sockets
+    # are bound, so kernel_info is answered meanwhile.
+    app = make_app(ipython_args)
+    app.connection_file = str(path)
+    config = app.config
     # fd 1/2 of the process (child processes, C code) go to the cells unless --Kernel.capture_fd_output=False
-    # (ipykernel's --IPKernelApp.capture_fd_output is accepted too).
-    capture_fds = bool(
-        config.get("Kernel", {}).get("capture_fd_output", config.get("IPKernelApp", {}).get("capture_fd_output", True))
-    )
+    # (ipykernel's IPKernelApp.capture_fd_output, on the command line or in ipython_kernel_config.py, is read too).
+    capture_fds = _as_bool(config.get("Kernel", {}).get("capture_fd_output", app.capture_fd_output))
     kernel = Kernel(
-        transport, backend=backend, config=config, session=messages.session, debugger=debugger,
+        transport, backend=backend, config=config, app=app, session=messages.session, debugger=debugger,
         capture_fds=capture_fds,
     )
 

@@ -179,15 +179,25 @@ class Handlers:
             transformed = shell.transform_cell(code)
         except Exception:
             transformed, exc_tuple = code, sys.exc_info()
-        cell_id = (msg.get("metadata") or {}).get("cellId")
-        return await shell.run_cell_async(
-            code,
-            store_history=store_history,
-            silent=silent,
-            transformed_cell=transformed,
-            preprocessing_exc_tuple=exc_tuple,
-            cell_id=cell_id,
-        )
+        metadata = msg.get("metadata") or {}
+        result = None
+        try:
+            result = await shell.run_cell_async(
+                code,
+                store_history=store_history,
+                silent=silent,
+                transformed_cell=transformed,
+                preprocessing_exc_tuple=exc_tuple,
+                cell_id=metadata.get("cellId"),
+                cell_meta=metadata,  # the request's metadata, as ipykernel gives it (ExecutionInfo.cell_meta)
+            )
+        finally:
+            # IPython fires these in its synchronous run_cell only; awaiting run_cell_async, the kernel fires them
+            # (as ipykernel does), in the cell's own context: matplotlib-inline's figure flush, extensions' hooks.
+            shell.events.trigger("post_execute")
+            if not silent:
+                shell.events.trigger("post_run_cell", result)
+        return result
 
     # ------------------------------------------------------------ introspection
 

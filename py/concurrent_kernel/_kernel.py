@@ -22,7 +22,7 @@ from typing import Any
 import aiologic
 import anyio
 
-from ._context import current_parent
+from ._context import current_execution, current_parent
 from ._dispatcher import Hub, Incoming, Lane
 from ._execution import Execution
 from ._handlers import Handlers, RequestError
@@ -57,6 +57,7 @@ class Kernel:
         *,
         backend: str = "asyncio",
         config: Any = None,
+        app: Any = None,
         use_threads: bool | None = None,
         session: str | None = None,
         debugger: bool = False,
@@ -69,6 +70,8 @@ class Kernel:
         self.capture: Any = None
         self.backend = backend
         self.config = config
+        #: services.ipython_app.IPKernelApp: profile, config files, startup code (made with the shell if not given)
+        self.app = app
         self.use_threads = (not IS_PYODIDE) if use_threads is None else use_threads
         self.messages = MessageFactory(session=session)
         self.streams = StreamBuffer(self._publish_stream, self._schedule_flush)
@@ -83,6 +86,8 @@ class Kernel:
         self.comm_manager: Any = None
         self.background: Any = None
         self.gui: Any = None
+        #: matplotlib-inline's figures kept per cell (services/inline_figures.py); adapts the backend when imported.
+        self.inline_figures: Any = None
         #: Whether kernel_info offers the debugger; the Debugger itself is made with the shell (services.debugger).
         self.debugger_enabled = debugger
         self.debugger: Any = None
@@ -96,6 +101,8 @@ class Kernel:
         self._control_thread: threading.Thread | None = None
         #: Called (in the thread that stops the kernel) when shutdown begins; the process app adds an exit timer.
         self.on_stop: list[Callable[[], None]] = []
+        #: (msg_id, restart): the kernel ends once that request's idle is out (do_shutdown, `exit` in a cell).
+        self._end_after: tuple[str, bool] | None = None
 
     # ---------------------------------------------------------------- receive side
 
@@ -247,6 +254,9 @@ class Kernel:
             current_parent.reset(token)
             if incoming.after_reply is not None:
                 incoming.after_reply()
+            ending = self._end_after
+            if ending is not None and ending[0] == header_of(request).get("msg_id"):
+                self._end(ending[1])
 
     # ---------------------------------------------------------------- send side
 
@@ -341,20 +351,23 @@ class Kernel:
             self._restore_io()
 
     def _start_shell(self) -> None:
-        from .services import comms
+        from .services import comms, detection
         from .services.background import BackgroundTasks
         from .services.gui import GuiLoop
+        from .services.inline_figures import InlineFigures
+        from .services.ipython_app import make_app
         from .services.magics import register_magics
-        from .services.shell import KernelShell
+        from .services.shell import ZMQInteractiveShell
 
-        try:
-            self.shell = KernelShell.create(self, self.config)
-        except Exception as exc:  # a bad --Class.trait=value must not keep the kernel from starting
-            log.error("the shell rejected its configuration (%r); starting with defaults", exc)
-            self.shell = KernelShell.create(self, None)
+        if self.app is None:
+            self.app = make_app(config=self.config)
+        self.shell = ZMQInteractiveShell.create(self, self.app)
         self.comm_manager = comms.install(self)
         self.background = BackgroundTasks(self)
         self.gui = GuiLoop(self)
+        self.inline_figures = InlineFigures(self)
+        self.inline_figures.install()
+        detection.install()
         register_magics(self.shell, self)
         if self.debugger_enabled:
             from .services import debugger
@@ -365,6 +378,7 @@ class Kernel:
             else:
                 self.debugger_enabled = False
         self._install_io()
+        self.app.start_shell(self)  # --matplotlib, extensions, startup files: after the streams, as ipykernel
 
     async def create_subshell(self) -> str:
         """A subshell gets its own execute queue; under CPython on its own thread and loop, so it runs while the
@@ -452,6 +466,36 @@ class Kernel:
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.interrupt(in_main_thread=True):
             raise KeyboardInterrupt
+
+    # ---------------------------------------------------------------- ending itself (ipykernel's do_shutdown)
+
+    def do_shutdown(self, restart: bool) -> dict[str, Any]:
+        """ipykernel's `kernel.do_shutdown(restart)`, which notebooks call to restart after installing packages:
+        the kernel ends once the current request is answered. A ZMQ kernel's process then exits and the front end's
+        kernel manager starts a new one, as with ipykernel; in the browser the page restarts the kernel."""
+        self.end_after_current_request(restart)
+        return {"status": "ok", "restart": restart}  # plain str: a cell may show this dict (as ipykernel's)
+
+    def end_after_current_request(self, restart: bool) -> None:
+        execution = current_execution.get()
+        msg_id = header_of(execution.request).get("msg_id") if execution in self.executions else None
+        if msg_id:  # from a running cell: after its reply and idle
+            self._end_after = (msg_id, restart)
+        else:  # a comm callback, a background task, a thread of no cell: soon, as ipykernel does (0.1 s later)
+
+            async def end_soon() -> None:
+                await anyio.sleep(0.1)
+                self._end(restart)
+
+            hub = self.main_hub
+            hub.put(lambda: hub.spawn(end_soon, name="end the kernel"))  # no threads in Pyodide: on the loop
+
+    def _end(self, restart: bool) -> None:
+        log.warning("the kernel was asked to end itself (restart=%s)", restart)
+        kernel_ended = getattr(self.transport, "kernel_ended", None)
+        self.stop()
+        if kernel_ended is not None:
+            kernel_ended(restart)
 
     def interrupt(self, *, in_main_thread: bool = False) -> bool:
         """Interrupt every running cell. Returns True when the caller (the SIGINT handler) must raise."""

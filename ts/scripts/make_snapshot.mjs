@@ -133,7 +133,7 @@ const isLater = (path) =>
   isRecord(path);
 // RECORD files (a hash per installed file: 0.27 of the first files' 0.94 MB brotli) are read only by package
 // tools (importlib.metadata's files(), %pip uninstall): they come later, and exist from the start as empty files
-// whose first open has them written at once (worker.ts awaitRecords).
+// whose first open has them written at once (ts/src/worker/laterFiles.ts awaitRecords).
 function isRecord(path) {
   return path.endsWith('.dist-info/RECORD');
 }

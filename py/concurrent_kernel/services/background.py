@@ -67,6 +67,9 @@ class BackgroundTasks:
             finally:
                 task.done = True
                 self._tasks.pop(task_name, None)
+                figures = self._kernel.inline_figures
+                if figures is not None:
+                    figures.flush_request(parent)  # what it plotted shows under the cell that started it
 
         hub = self._kernel.main_hub
         debugger = self._kernel.debugger

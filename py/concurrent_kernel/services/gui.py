@@ -21,7 +21,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("concurrent_kernel")
 
 POLL_INTERVAL = 0.01
-INLINE = frozenset({None, "", "inline", "agg", "none"})
+#: Names that need no event loop of their own: figures are shown by the front end (inline, or a widget/comm backend
+#: such as ipympl), as ipykernel takes them.
+INLINE = frozenset({None, "", "inline", "agg", "none", "nbagg", "webagg", "notebook", "ipympl", "widget"})
+#: Toolkits ipykernel 7.4 knows and this kernel does not pump (no binding for them here).
+_NOT_PUMPED = ("wx", "gtk", "gtk3", "gtk4", "osx", "macosx")
 
 
 def _tk_pump() -> Callable[[], None]:
@@ -63,6 +67,9 @@ class GuiLoop:
 
     def enable(self, gui: str | None) -> None:
         """Start pumping `gui`'s events (replacing any other GUI), or stop for None/'inline'."""
+        if gui == "asyncio":
+            self._asyncio()
+            return
         self.disable()
         if gui in INLINE:
             return
@@ -70,7 +77,9 @@ class GuiLoop:
             raise RuntimeError(f"GUI event loop {gui!r} is not available in the browser; use the inline backend")
         factory = _PUMPS.get(str(gui))
         if factory is None:
-            raise ValueError(f"unsupported GUI event loop {gui!r}; choose one of: {', '.join(_PUMPS)}, inline")
+            known = ", ".join([*_PUMPS, "asyncio", "inline", "ipympl", "widget"])
+            why = "this kernel does not run that toolkit's event loop" if gui in _NOT_PUMPED else "unknown name"
+            raise ValueError(f"Invalid GUI request {gui!r} ({why}); valid ones are: {known}")
         pump = factory()
         scope = self._scope = anyio.CancelScope()
 
@@ -87,6 +96,17 @@ class GuiLoop:
         hub = self._kernel.main_hub
         hub.put(lambda: hub.spawn(run, name=f"gui {gui}"))
         self.active = gui
+
+    def _asyncio(self) -> None:
+        """`%gui asyncio` (ipywidgets' asynchronous examples start with it): for ipykernel it starts an asyncio loop
+        beside its own. Here cells already run on the kernel's asyncio loop, and widget messages are handled while a
+        cell awaits, so there is nothing to start; on a trio kernel there is no asyncio loop to give."""
+        if self._kernel.backend != "asyncio":
+            raise ValueError(
+                f"this kernel runs its cells on {self._kernel.backend}, not asyncio: `await` trio code directly, or "
+                "run asyncio code in a cell that starts with `%%asyncio` (a worker thread with its own asyncio loop), "
+                "or start the kernel with `--backend asyncio`"
+            )
 
     def disable(self) -> None:
         scope, self._scope, self.active = self._scope, None, None

@@ -155,5 +155,9 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 
 def register_magics(shell: Any, kernel: Kernel) -> None:
+    from .kernel_magics import KernelMagics
+
     shell.register_magics(ConcurrencyMagics(shell, kernel))
+    shell.register_magics(KernelMagics(shell, kernel))
+    shell.magics_manager.register_alias("ed", "edit")
     shell.ast_transformers.append(AwaitAsyncMagics())

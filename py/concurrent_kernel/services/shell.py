@@ -9,11 +9,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from IPython.core.autocall import ExitAutocall
 from IPython.core.displayhook import DisplayHook
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.payload import PayloadManager
 from traitlets import Any as AnyTrait
+from traitlets import CBool, default, observe
 
 from .._context import current_execution, current_parent
 from .._protocol import DISPLAY_TRANSIENT_ID, MsgType
@@ -100,18 +102,70 @@ class ContextPayloadManager(PayloadManager):
         payloads.append(data)
 
 
+class KernelExitAutocall(ExitAutocall):
+    """`exit` / `quit` in a cell end the kernel (`exit(keep_kernel=True)` only asks the front end to close), as
+    with ipykernel."""
+
+    def __call__(self, keep_kernel: bool = False) -> None:
+        self._ip.keepkernel_on_exit = keep_kernel
+        self._ip.ask_exit()
+
+
 def _page_as_payload(shell: InteractiveShell, data: Any, start: int = 0, screen_lines: int = 0) -> None:
     bundle = data if isinstance(data, dict) else {"text/plain": str(data)}
     shell.payload_manager.write_payload({"source": "page", "data": bundle, "start": start})
 
 
-class KernelShell(InteractiveShell):
+class ZMQInteractiveShell(InteractiveShell):
+    """The kernel's IPython shell. Named as ipykernel's shell because that name is how libraries tell a Jupyter
+    kernel from a terminal (`type(get_ipython()).__name__ == "ZMQInteractiveShell"`: rich, plotly, tqdm and many
+    "am I in a notebook" helpers); what it offers is ipykernel's shell API (`parent_header`, `get_parent`,
+    `set_parent`, `kernel`, `exit`), on CPython and in the browser alike."""
+
     kernel = AnyTrait(allow_none=True)
 
     displayhook_class = KernelDisplayHook
     display_pub_class = KernelDisplayPublisher
     #: %debug and %pdb: IPython's debugger that an interrupt leaves (services/debugging.py)
     debugger_cls = KernelPdb
+    # A kernel has no readline and no terminal to indent in (as ipykernel's shell).
+    readline_use = CBool(False)
+    autoindent = CBool(False)
+    #: The last traceback shown, as ANSI text lines (ipykernel's attribute; tools that report a cell's error read it).
+    _last_traceback: list[str] | None = None
+
+    @default("exiter")
+    def _default_exiter(self) -> Any:
+        return KernelExitAutocall(self)
+
+    @observe("exit_now")
+    def _exit_now_changed(self, change: dict[str, Any]) -> None:
+        """`exit` in a cell (or `shell.exit_now = True`) ends the kernel once the cell's reply is out, as ipykernel's
+        shell does. A front end's kernel manager then starts a new one (JupyterLab: "Kernel Restarting"), so in the
+        browser, where no manager watches a process, the page is asked for a restart."""
+        if change["new"] and self.kernel is not None:
+            self.kernel.end_after_current_request(restart=True)
+
+    def init_environment(self) -> None:
+        """As ipykernel: colours for tools that check the terminal, and no pager (nothing can page a kernel's
+        output: `git log` or `man` in `!` commands would wait for a key press that never comes)."""
+        import os
+
+        os.environ.update(
+            TERM="xterm-color", CLICOLOR="1", FORCE_COLOR="1", CLICOLOR_FORCE="1", PAGER="cat", GIT_PAGER="cat"
+        )
+
+    def init_virtualenv(self) -> None:
+        """A kernel runs in the environment it was installed in; IPython's virtualenv guessing is for terminals."""
+
+    @property
+    def parent_header(self) -> dict[str, Any]:
+        """The request being handled here (the whole message, as ipykernel's attribute of that name holds)."""
+        return current_parent.get() or {}
+
+    @parent_header.setter
+    def parent_header(self, value: dict[str, Any] | None) -> None:
+        current_parent.set(value)
 
     def init_payload(self) -> None:
         self.payload_manager = ContextPayloadManager(parent=self)
@@ -161,6 +215,7 @@ class KernelShell(InteractiveShell):
         self.payload_manager.write_payload({"source": "set_next_input", "text": text, "replace": replace})
 
     def ask_exit(self) -> None:
+        self.exit_now = not self.keepkernel_on_exit
         self.payload_manager.write_payload({"source": "ask_exit", "keepkernel": self.keepkernel_on_exit})
 
     keepkernel_on_exit = False
@@ -197,6 +252,7 @@ class KernelShell(InteractiveShell):
         return super()._format_exception_for_storage(exception, *args, **kwargs)
 
     def _showtraceback(self, etype: type[BaseException], evalue: BaseException, stb: list[str]) -> None:
+        self._last_traceback = stb
         content = {"ename": etype.__name__, "evalue": str(evalue), "traceback": stb}
         execution = current_execution.get()
         if execution is not None:
@@ -208,16 +264,31 @@ class KernelShell(InteractiveShell):
         self.kernel.publish(MsgType.ERROR, content)
 
     def enable_gui(self, gui: str | None = None) -> None:
-        """`%gui NAME` and `%matplotlib NAME`: pump that toolkit's events from the kernel's loop."""
-        self.kernel.gui.enable(gui)
+        """`%gui NAME` and `%matplotlib NAME`: pump that toolkit's events from the kernel's loop (services/gui.py);
+        a name this kernel cannot run is a UsageError, as with ipykernel."""
+        from IPython.core.error import UsageError
+
+        try:
+            self.kernel.gui.enable(gui)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        self.active_eventloop = gui
 
     @classmethod
-    def create(cls, kernel: Kernel, config: Any = None) -> KernelShell:
+    def create(cls, kernel: Kernel, app: Any = None) -> ZMQInteractiveShell:
+        """The shell, configured by `app` (services/ipython_app.py: profile, config files, command line)."""
         if cls.initialized():
             cls.clear_instance()
         if InteractiveShell.initialized():
             InteractiveShell.clear_instance()
-        shell = cls.instance(config=config, kernel=kernel)
+        where = {} if app is None else {"profile_dir": app.profile_dir, "ipython_dir": app.ipython_dir}
+        try:
+            shell = cls.instance(parent=app, kernel=kernel, **where)
+        except Exception as exc:  # a bad --Class.trait=value or config file must not keep the kernel from starting
+            log.error("the shell rejected its configuration (%r); starting with defaults", exc)
+            cls.clear_instance()
+            InteractiveShell.clear_instance()
+            shell = cls.instance(kernel=kernel, **where)
         if "" not in sys.path:  # as ipykernel: imports follow the cwd, also after os.chdir
             sys.path.insert(0, "")
         debugging.install(kernel)
@@ -347,3 +418,7 @@ def _is_cancellation(etype: type[BaseException]) -> bool:
         return True
     trio = sys.modules.get("trio")
     return bool(trio is not None and issubclass(etype, trio.Cancelled))
+
+
+#: The name this class had before it took ipykernel's (services.shell.KernelShell keeps working).
+KernelShell = ZMQInteractiveShell

@@ -28,8 +28,16 @@ InputCallback = Callable[[str], str]
 class CallbackTransport:
     connection_info: dict[str, Any] = {}
 
-    def __init__(self, send: SendCallback, input_request: InputCallback | None = None) -> None:
+    def __init__(
+        self,
+        send: SendCallback,
+        input_request: InputCallback | None = None,
+        exit_callback: Callable[[bool], None] | None = None,
+    ) -> None:
         self._send = send
+        #: Told when the kernel ends itself (`kernel.do_shutdown(restart)`, `exit` in a cell): the host restarts the
+        #: kernel (True) or shuts it down (False), as a kernel manager does for a ZMQ kernel whose process ended.
+        self._exit_callback = exit_callback
         self._feed: Callable[[str, Message, Any], None] | None = None
         self._early: list[tuple[str, Message]] = []
         self.blocking_input = self._blocking_input if input_request is not None else None
@@ -41,6 +49,12 @@ class CallbackTransport:
     def persist_debugger_state(self, state: dict[str, Any]) -> None:
         """Give the page the debugger's session to keep for a reload (the kernel dies with the page)."""
         self._send(json.dumps({"channel": DEBUGGER_STATE_CHANNEL, "state": state}, default=str), [])
+
+    def kernel_ended(self, restart: bool) -> None:
+        if self._exit_callback is not None:
+            self._exit_callback(restart)
+        else:
+            log.warning("the kernel ended itself, and its host gave no callback to restart or close it")
 
     def send(self, channel: str, msg: Message, reply_to: Any = None) -> None:
         buffers = [bytes(b) for b in msg.get("buffers") or []]

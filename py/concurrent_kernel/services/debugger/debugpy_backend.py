@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import threading
 from itertools import count
 from typing import TYPE_CHECKING, Any
@@ -83,7 +84,15 @@ class DebugpyBackend:
 
         # Child processes (subprocess, multiprocessing) are not debugged: the kernel's own helpers use them.
         debugpy.configure(subProcess=False)
-        host, port = debugpy.listen(("127.0.0.1", 0))
+        try:
+            host, port = debugpy.listen(("127.0.0.1", 0))
+        except Exception:
+            # debugpy started its adapter process, then failed to hear back from it (seen here: a stray connection
+            # to its endpoints port): end the adapter, or it outlives the kernel, spinning (seen: 40% CPU for hours).
+            adapter = getattr(sys.modules.get("debugpy.server.api"), "_adapter_process", None)
+            if adapter is not None and adapter.poll() is None:
+                adapter.kill()
+            raise
         return str(host), int(port)
 
     def _connect(self) -> None:

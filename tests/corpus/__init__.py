@@ -1,0 +1,1 @@
+"""Real notebooks compared between ipykernel and this kernel (see harness.py)."""
