@@ -347,6 +347,12 @@ async def test_evaluate_and_variables_without_a_stop(dap: Dap) -> None:
     assert [(v["name"], v["value"]) for v in children["body"]["variables"]] == [("'depth'", "4")]
     rich = await dap("richInspectVariables", {"variableName": "text"})
     assert rich["body"]["data"] == {"text/plain": "'Hello the world'"}
+    # the kernel sources panel: modules listed, and the source of one from Pyodide's zipped standard library
+    modules = (await dap("modules", {}))["body"]["modules"]
+    json_module = next(m for m in modules if m["name"] == "json")
+    assert ".zip/" in json_module["path"]
+    source = await dap("source", {"source": {"path": json_module["path"]}})
+    assert source["success"] and "def dumps(" in source["body"]["content"]
     failed = await dap("evaluate", {"expression": "no_such_name", "context": "repl"})
     assert failed["success"] is False and "NameError" in failed["message"]
     assert (await dap("evaluate", {"expression": "made_here = 5", "context": "repl"}))["success"]

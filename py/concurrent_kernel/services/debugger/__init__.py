@@ -213,6 +213,20 @@ def create(kernel: Kernel) -> Debugger | None:
     return Debugger(kernel, DebugpyBackend)
 
 
+def _loader_source(path: str) -> str | None:
+    """The source of an imported module whose file is not on disk as such (the kernel sources panel lists
+    modules imported from a zip: Pyodide's standard library), from the module's loader."""
+    for module in list(sys.modules.values()):
+        spec = getattr(module, "__spec__", None)
+        if getattr(spec, "origin", None) == path and spec is not None and spec.loader is not None:
+            get_source = getattr(spec.loader, "get_source", None)
+            try:
+                return get_source(spec.name) if get_source is not None else None
+            except Exception:
+                return None
+    return None
+
+
 def _response(request: dict[str, Any], success: bool = True, body: dict[str, Any] | None = None,
               message: str | None = None) -> dict[str, Any]:
     reply: dict[str, Any] = {
@@ -455,10 +469,15 @@ class Debugger:
 
     async def _source(self, request: dict[str, Any]) -> dict[str, Any]:
         path = ((request.get("arguments") or {}).get("source") or {}).get("path")
-        if not isinstance(path, str) or not os.path.isfile(path):
+        if not isinstance(path, str):
             return _response(request, False, message="source unavailable")
-        with open(path, encoding="utf-8") as f:
-            return _response(request, body={"content": f.read()})
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return _response(request, body={"content": f.read()})
+        content = _loader_source(path)
+        if content is None:
+            return _response(request, False, message="source unavailable")
+        return _response(request, body={"content": content})
 
     async def _variables(self, request: dict[str, Any]) -> dict[str, Any]:
         reference = (request.get("arguments") or {}).get("variablesReference")
