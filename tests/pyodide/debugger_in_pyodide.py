@@ -581,3 +581,22 @@ async def test_a_reloaded_page_gets_the_session_back() -> None:
         assert (await third.dap("debugInfo"))["body"]["isStarted"] is False
     finally:
         await third.handle.shutdown()
+
+
+async def test_stepping_over_awaits_in_a_cell(dap: Dap) -> None:
+    """A cell with top-level await runs as a coroutine: a step over an await stops at the next line once the cell
+    resumes, and other cells run while it awaits."""
+    cell = "import asyncio\nbefore = 1\nawait asyncio.sleep(0.3)\nafter = 2\n"
+    await dap.breakpoint_in_cell(cell, 3)
+    msg_id = execute(dap.client, cell)
+    thread_id = (await dap.wait_event("stopped", reason="breakpoint"))["body"]["threadId"]
+    assert (await dap("next", {"threadId": thread_id}))["success"]
+    task_id = execute(dap.client, "# task\nprint('ran during the await')")
+    content, out = await finish(dap.client, task_id)
+    assert out == "ran during the await\n"
+    await dap.wait_event("stopped", reason="step", threadId=thread_id)
+    top = (await dap.frames(thread_id))[0]
+    assert top["line"] == 4 and (await dap.locals_of(top["id"]))["before"] == "1"
+    assert (await dap("continue", {"threadId": thread_id}))["success"]
+    content, _ = await finish(dap.client, msg_id)
+    assert content["status"] == "ok"
