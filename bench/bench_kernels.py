@@ -1,9 +1,11 @@
-"""Benchmark concurrent-kernel beside ipykernel, interleaved in one run, and print a markdown table.
+"""Benchmark concurrent-kernel beside ipykernel (and other peers), interleaved in one run; print a markdown table.
 
     python bench/bench_kernels.py [--rounds 3] [--json results.json]
+    python bench/bench_kernels.py --peers              # also akernel and async-kernel, in venvs of their own
+    python bench/bench_kernels.py --baseline origin/main  # also that commit's concurrent-kernel (a git worktree)
 
-Each round starts both kernels (alternating which goes first), measures each in turn, and shuts it down.
-The table reports medians over rounds and the ratio concurrent / ipykernel measured in this same run.
+Each round starts every kernel in turn (the order rotates between rounds), measures it, and shuts it down.
+The table reports medians over rounds and each kernel's ratio to ipykernel measured in this same run.
 """
 
 from __future__ import annotations
@@ -27,18 +29,65 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 Msg = dict[str, Any]
-KERNELS = ("concurrent", "ipykernel")
+REFERENCE = "ipykernel"
 HIST = "--HistoryManager.hist_file=:memory:"
-SPECS = {
-    "concurrent": {
-        "argv": [sys.executable, "-m", "concurrent_kernel", "-f", "{connection_file}", HIST],
-        "interrupt_mode": "message",
-    },
+SPECS: dict[str, dict[str, Any]] = {
     "ipykernel": {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", HIST],
         "interrupt_mode": "signal",
     },
+    "concurrent": {
+        "argv": [sys.executable, "-m", "concurrent_kernel", "-f", "{connection_file}", HIST],
+        "interrupt_mode": "message",
+    },
+    "concurrent-trio": {
+        "argv": [sys.executable, "-m", "concurrent_kernel", "-f", "{connection_file}", "--backend", "trio", HIST],
+        "interrupt_mode": "message",
+    },
 }
+#: Other kernels, from PyPI, each in a venv of its own that the bench makes (--peers): pip spec, argv after python.
+PEERS = {
+    "akernel": ("akernel==0.4.2", ["-m", "akernel", "launch", "-f", "{connection_file}"], "signal"),
+    "async-kernel": ("async-kernel==0.23.1", ["-m", "async_kernel", "start", "--connection_file={connection_file}"],
+                     "message"),
+}
+
+
+def peer_specs(root: Path) -> dict[str, dict[str, Any]]:
+    """Kernelspecs for the peers, installing each into `root/NAME` the first time."""
+    specs = {}
+    for name, (requirement, args, mode) in PEERS.items():
+        venv = root / name
+        python = venv / "bin" / "python"
+        if not python.exists():
+            print(f"installing {requirement} into {venv}", file=sys.stderr)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", requirement], check=True)
+        specs[name] = {"argv": [str(python), *args], "interrupt_mode": mode}
+    return specs
+
+
+def baseline_specs(rev: str, root: Path) -> dict[str, dict[str, Any]]:
+    """This repository's kernel at `rev` (a detached git worktree under `root`), run by this venv's Python."""
+    repo = Path(__file__).resolve().parent.parent
+    tree = root / "baseline"
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "-f", str(tree), rev], check=True,
+                   capture_output=True)
+    start = (f"import sys; sys.path.insert(0, {str(tree / 'py')!r}); "
+             "from concurrent_kernel.__main__ import main; sys.exit(main())")
+    return {
+        f"baseline{suffix}": {
+            "argv": [sys.executable, "-c", start, "-f", "{connection_file}", *extra, HIST],
+            "interrupt_mode": "message",
+        }
+        for suffix, extra in (("", []), ("-trio", ["--backend", "trio"]))
+    }
+
+
+def remove_baseline(root: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(root / "baseline")],
+                   capture_output=True)
 #: A request still unanswered after this long while a cell sleeps 3 s is reported as blocked (">").
 BLOCKED_AFTER = 2.5
 LINES = 200_000
@@ -61,8 +110,9 @@ def write_specs(root: Path, specs: dict[str, dict[str, Any]] | None = None) -> P
 class Bench:
     """One running kernel and the measurements made on it."""
 
-    def __init__(self, name: str, specs: Path) -> None:
+    def __init__(self, name: str, specs: Path, interrupt_mode: str = "signal") -> None:
         self.name = name
+        self.interrupt_mode = interrupt_mode
         ksm = KernelSpecManager(kernel_dirs=[str(specs)], ensure_native_kernel=False)
         self.km = KernelManager(kernel_name=name, kernel_spec_manager=ksm)
         started = time.perf_counter()
@@ -162,7 +212,8 @@ class Bench:
 
     # ------------------------------------------------------------ measurements
 
-    def round_trip_p50(self, n: int = 200) -> float:
+    def round_trips(self, n: int = 400) -> tuple[float, float]:
+        """p50 and p99 (ms) of `n` sequential `pass` executes, send to execute_reply."""
         times = []
         for _ in range(n):
             started = time.perf_counter()
@@ -171,7 +222,11 @@ class Bench:
                 raise RuntimeError("execute round trip timed out")
             times.append(time.perf_counter() - started)
         self.drain()
-        return statistics.median(times) * 1000
+        times.sort()
+        return statistics.median(times) * 1000, times[int(len(times) * 0.99) - 1] * 1000
+
+    def threads(self) -> int:
+        return int(self.proc.num_threads())
 
     def cpu_per_pass(self, n: int = 300) -> float:
         self.drain()
@@ -250,7 +305,7 @@ class Bench:
         self.wait_started(cell)
         time.sleep(0.3)
         started = time.perf_counter()
-        if SPECS[self.name]["interrupt_mode"] == "message":
+        if self.interrupt_mode == "message":
             # As a front end does: over the client's control channel, which is already connected.
             self.kc.control_channel.send(self.kc.session.msg("interrupt_request", {}))
         else:
@@ -294,22 +349,36 @@ class _Timed(dict[str, tuple[float, bool]]):
         super().__setitem__(key, value)
 
 
-def measure(name: str, specs: Path, only: str | None = None) -> dict[str, tuple[float, bool]]:
-    """One round on one kernel: metric -> (value, ok)."""
-    bench = Bench(name, specs)
+def measure(name: str, specs: Path, interrupt_mode: str, only: str | None = None) -> dict[str, tuple[float, bool]]:
+    """One round on one kernel: metric -> (value, ok). A row that fails (a kernel without that feature) is marked."""
+    bench = Bench(name, specs, interrupt_mode)
     out = _Timed(name)
     try:
         if only == "interrupt":
             for label, code in INTERRUPTS.items():
                 out[f"{label} (ms)"] = bench.interrupt(code)
             return out
+        if only == "execute":
+            time.sleep(1.0)
+            out["RSS idle (MB)"] = (bench.rss_mb(), True)
+            out["threads idle"] = (bench.threads(), True)
+            rate, complete = bench.pipelined()
+            out["1000 pipelined executes (exec/s)"] = (rate, complete)
+            p50, p99 = bench.round_trips()
+            out["execute round trip p50 (ms)"] = (p50, True)
+            out["execute round trip p99 (ms)"] = (p99, True)
+            out["kernel CPU per `pass` (ms)"] = (bench.cpu_per_pass(), True)
+            return out
         out["cold start to kernel_info_reply (ms)"] = (bench.cold_start * 1000, True)
         time.sleep(1.0)
         out["RSS idle (MB)"] = (bench.rss_mb(), True)
+        out["threads idle"] = (bench.threads(), True)
         rate, complete = bench.pipelined()
         out["1000 pipelined executes (exec/s)"] = (rate, complete)
         out["RSS after 1,000 cells (MB)"] = (bench.rss_mb(), True)
-        out["execute round trip p50 (ms)"] = (bench.round_trip_p50(), True)
+        p50, p99 = bench.round_trips()
+        out["execute round trip p50 (ms)"] = (p50, True)
+        out["execute round trip p99 (ms)"] = (p99, True)
         out["kernel CPU per `pass` (ms)"] = (bench.cpu_per_pass(), True)
         out["200,000 printed lines, time to idle (s)"] = bench.print_lines()
         out["200,000 lines printed by a subprocess, time to idle (s)"] = bench.print_lines(code=SUBPROCESS_LINES)
@@ -323,20 +392,22 @@ def measure(name: str, specs: Path, only: str | None = None) -> dict[str, tuple[
 
 
 TARGETS = {
-    "execute round trip p50 (ms)": "<= 0.4x",
-    "kernel CPU per `pass` (ms)": "<= 0.4x",
-    "1000 pipelined executes (exec/s)": ">= 4x, all replies",
+    "execute round trip p50 (ms)": "<= 0.3x, below every peer",
+    "execute round trip p99 (ms)": "<= 0.5x",
+    "kernel CPU per `pass` (ms)": "<= 0.3x",
+    "1000 pipelined executes (exec/s)": ">= 6x, above every peer, all replies",
     "200,000 printed lines, time to idle (s)": "<= 1.0x, all lines in order",
     "200,000 lines printed by a subprocess, time to idle (s)": "<= 1.0x, all lines in order before idle",
-    "control kernel_info during time.sleep(3) (ms)": "<= 5 ms",
+    "control kernel_info during time.sleep(3) (ms)": "<= ipykernel's",
     "shell kernel_info during time.sleep(3) (ms)": "<= 5 ms",
     "comm_info during time.sleep(3) (ms)": "<= 5 ms",
     "interrupt `while True: pass` (ms)": "<= 100 ms, alive",
-    "interrupt `time.sleep(100)` (ms)": "<= 20 ms, alive",
-    "interrupt `await asyncio.sleep(100)` (ms)": "<= 50 ms, alive",
+    "interrupt `time.sleep(100)` (ms)": "<= 4 ms, alive",
+    "interrupt `await asyncio.sleep(100)` (ms)": "<= 4 ms, alive",
     "cold start to kernel_info_reply (ms)": "<= 0.6x",
-    "RSS idle (MB)": "<= 1.0x",
+    "RSS idle (MB)": "<= 0.85x",
     "RSS after 1,000 cells (MB)": "<= 1.0x",
+    "threads idle": "no more than needed",
 }
 
 
@@ -351,42 +422,78 @@ def cell(values: list[tuple[float, bool]]) -> str:
 
 
 def table(results: dict[str, dict[str, list[tuple[float, bool]]]], rounds: int) -> str:
+    """One column per kernel; every kernel but ipykernel shows its ratio to ipykernel in this run."""
+    names = list(results)
     lines = [
-        f"| metric (median of {rounds} rounds) | concurrent-kernel | ipykernel | ratio | target |",
-        "|---|---|---|---|---|",
+        f"| metric (median of {rounds} rounds) | " + " | ".join(names) + " | target |",
+        "|---|" + "---|" * len(names) + "---|",
     ]
     for metric, target in TARGETS.items():
-        if metric not in results["concurrent"] or metric not in results["ipykernel"]:
+        if metric not in results[REFERENCE]:
             continue  # not measured in this run (--only)
-        ours, theirs = results["concurrent"][metric], results["ipykernel"][metric]
-        a = statistics.median(v for v, _ in ours)
-        b = statistics.median(v for v, _ in theirs)
-        ratio = f"{a / b:.2f}x" if b else "-"
-        lines.append(f"| {metric} | {cell(ours)} | {cell(theirs)} | {ratio} | {target} |")
+        reference = statistics.median(v for v, _ in results[REFERENCE][metric])
+        cells = []
+        for name in names:
+            values = results[name].get(metric)
+            if not values:
+                cells.append("-")
+                continue
+            text = cell(values)
+            value = statistics.median(v for v, _ in values)
+            if name != REFERENCE and reference and metric != "threads idle":
+                text += f" ({value / reference:.2f}x)"
+            cells.append(text)
+        lines.append(f"| {metric} | " + " | ".join(cells) + f" | {target} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of both kernels (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every kernel (default 3)")
     parser.add_argument("--json", type=Path, default=None, help="also write raw per-round results here")
-    parser.add_argument("--only", choices=["interrupt"], default=None,
-                        help="measure only these rows (interrupt: the three interrupt rows)")
+    parser.add_argument("--only", choices=["interrupt", "execute"], default=None,
+                        help="measure only these rows (interrupt: the three interrupt rows; execute: round trips, "
+                        "CPU per cell, pipelined executes, RSS and threads idle)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also akernel and async-kernel (installed from PyPI into --peers-dir the first time)")
+    parser.add_argument("--peers-dir", type=Path, default=Path.home() / ".cache" / "ck-bench-peers")
+    parser.add_argument("--baseline", metavar="REV", default=None,
+                        help="also this commit's concurrent-kernel, asyncio and trio (e.g. the previous main)")
+    parser.add_argument("--kernels", default=None,
+                        help="comma-separated subset of the kernels to run (ipykernel is always run)")
     args = parser.parse_args(argv)
-    results: dict[str, dict[str, list[tuple[float, bool]]]] = {k: {} for k in KERNELS}
     begun = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ck-bench-") as tmp:
-        specs = write_specs(Path(tmp))
-        for rnd in range(args.rounds):
-            order = KERNELS if rnd % 2 == 0 else tuple(reversed(KERNELS))
-            for name in order:
-                t0 = time.perf_counter()
-                for metric, value in measure(name, specs, args.only).items():
-                    results[name].setdefault(metric, []).append(value)
-                print(f"round {rnd + 1}/{args.rounds} {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        specs = dict(SPECS)
+        if args.baseline:
+            specs.update(baseline_specs(args.baseline, Path(tmp)))
+        if args.peers:
+            specs.update(peer_specs(args.peers_dir))
+        if args.kernels:
+            wanted = {REFERENCE, *args.kernels.split(",")}
+            specs = {name: spec for name, spec in specs.items() if name in wanted}
+        kernels = list(specs)
+        results: dict[str, dict[str, list[tuple[float, bool]]]] = {k: {} for k in kernels}
+        spec_dir = write_specs(Path(tmp) / "kernels", specs)
+        try:
+            for rnd in range(args.rounds):
+                order = kernels[rnd % len(kernels):] + kernels[:rnd % len(kernels)]
+                for name in order:
+                    t0 = time.perf_counter()
+                    try:
+                        measured = measure(name, spec_dir, specs[name]["interrupt_mode"], args.only)
+                    except Exception as exc:  # a peer that cannot do some request: the rest of the run goes on
+                        print(f"round {rnd + 1} {name}: failed: {exc!r}", file=sys.stderr)
+                        continue
+                    for metric, value in measured.items():
+                        results[name].setdefault(metric, []).append(value)
+                    print(f"round {rnd + 1}/{args.rounds} {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        finally:
+            if args.baseline:
+                remove_baseline(Path(tmp))
     print(table(results, args.rounds))
     print(f"\n_{args.rounds} rounds in {time.perf_counter() - begun:.0f} s; python {sys.version.split()[0]}; "
-          f"{psutil.cpu_count()} CPUs._")
+          f"{psutil.cpu_count()} CPUs; kernels: {', '.join(kernels)}._")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

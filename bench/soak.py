@@ -331,7 +331,7 @@ class Soak:
 
 
 def soak(name: str, specs: Path, cells: int, window: int = 0) -> Result:
-    bench = Bench(name, specs)
+    bench = Bench(name, specs, KERNEL_SPECS[name]["interrupt_mode"])
     bench.kc.stop_channels()  # its iopub would queue everything unread, in the kernel (ours) or dropped (ipykernel)
     soaker = Soak(bench, cells, window)
     try:

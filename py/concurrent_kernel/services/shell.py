@@ -335,6 +335,18 @@ async def _warm_tracebacks(shell: InteractiveShell) -> None:
             step(shell)
         except Exception:  # only a head start: the first traceback does whatever this could not
             log.debug("traceback warm-up step %s failed", step.__name__, exc_info=True)
+    _freeze_startup_objects()
+
+
+def _freeze_startup_objects() -> None:
+    """Move what start-up made (modules, IPython's shell, the kernel: ~300k objects that live as long as the
+    process) out of the cyclic GC's reach. Every full collection walked them all: measured as pauses that set the
+    execute round trip's p99, and as more CPU per cell the fewer other objects the process had (a full collection
+    runs when the objects that survived since the last one reach a quarter of the long-lived ones)."""
+    import gc
+
+    gc.collect()  # what start-up left as garbage is freed, not frozen
+    gc.freeze()
 
 
 def _warm_module_index(shell: InteractiveShell) -> None:
