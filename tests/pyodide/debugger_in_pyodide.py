@@ -600,3 +600,36 @@ async def test_stepping_over_awaits_in_a_cell(dap: Dap) -> None:
     assert (await dap("continue", {"threadId": thread_id}))["success"]
     content, _ = await finish(dap.client, msg_id)
     assert content["status"] == "ok"
+
+
+async def test_breakpoints_in_code_defined_before_the_session(dclient: MemoryClient, tmp_path: Any) -> None:
+    """A function an earlier cell defined, and a module imported earlier, both frozen out of the cyclic GC as
+    start-up freezes its objects (services/shell.py): a breakpoint set once the panel is on still stops them."""
+    import gc
+
+    definition = "def earlier(x):\n    doubled = x * 2\n    return doubled\n"
+    module = tmp_path / "dbg_early_mod.py"
+    module.write_text("class Box:\n    def size(self):\n        inside = 7\n        return inside\n")
+    reply, _ = await dclient.execute(definition)
+    assert reply["content"]["status"] == "ok"
+    reply, _ = await dclient.execute(f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import dbg_early_mod")
+    assert reply["content"]["status"] == "ok"
+    gc.freeze()
+    try:
+        dap = Dap(dclient)
+        await dap.start()
+        await dap.breakpoint_in_cell(definition, 2)
+        placed = await dap("setBreakpoints", {"source": {"path": str(module)}, "breakpoints": [{"line": 3}]})
+        assert placed["body"]["breakpoints"][0]["verified"]
+        msg_id = execute(dclient, "print(earlier(21), dbg_early_mod.Box().size())")
+        thread_id = (await dap.wait_event("stopped", reason="breakpoint"))["body"]["threadId"]
+        assert (await dap.frames(thread_id))[0]["name"] == "earlier"
+        assert (await dap("continue", {"threadId": thread_id}))["success"]
+        await dap.wait_event("stopped", reason="breakpoint", threadId=thread_id)
+        assert (await dap.frames(thread_id))[0]["name"] == "size"
+        assert (await dap("continue", {"threadId": thread_id}))["success"]
+        content, out = await finish(dclient, msg_id)
+        assert content["status"] == "ok" and out == "42 7\n"
+        assert (await dap("disconnect"))["success"]
+    finally:
+        gc.unfreeze()

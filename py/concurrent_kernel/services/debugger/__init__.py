@@ -31,8 +31,10 @@ import os
 import re
 import sys
 import tempfile
+import weakref
 from collections.abc import Awaitable, Callable
 from itertools import count
+from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from IPython.core.compilerop import CachingCompiler
@@ -94,16 +96,29 @@ class CellFileCompiler(CachingCompiler):
     `listener`, while set, sees each code object compiled (the browser's debugger instruments cells from it)."""
 
     listener: Callable[[Any], None] | None = None
+    #: Cell file -> the code objects compiled for it (nested ones too), kept (weakly) when the debugger backend
+    #: needs to find a cell's code to instrument it (the browser's: services/debugger/tracer.py).
+    codes: dict[str, weakref.WeakValueDictionary[int, CodeType]] | None = None
 
     def get_code_name(self, raw_code: str, transformed_code: str, number: int) -> str:
         return cell_file_name(raw_code)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         code = super().__call__(*args, **kwargs)
+        codes = self.codes
+        if codes is not None and isinstance(code, CodeType):
+            pending = [code]
+            while pending:
+                current = pending.pop()
+                codes.setdefault(current.co_filename, weakref.WeakValueDictionary())[id(current)] = current
+                pending.extend(c for c in current.co_consts if isinstance(c, CodeType))
         listener = self.listener
         if listener is not None:
             listener(code)
         return code
+
+    def codes_of(self, path: str) -> list[CodeType]:
+        return list((self.codes or {}).get(path, {}).values())
 
 
 class DebugBackend(Protocol):
@@ -284,6 +299,8 @@ class Debugger:
         panel is opened can still be stopped in. A host that keeps the session across page reloads (the browser
         kernel's page: the kernel dies with the page) gets the state and may hand back the last one."""
         shell.compile = CellFileCompiler()
+        if getattr(self._backend_factory, "needs_cell_codes", False):
+            shell.compile.codes = {}
         transport = self.kernel.transport
         persist = getattr(transport, "persist_debugger_state", None)
         if persist is not None and hasattr(self._backend_factory, "restore"):

@@ -68,6 +68,11 @@ def _response(request: dict[str, Any], success: bool = True, body: dict[str, Any
 class MonitoringBackend:
     """DebugBackend for Pyodide: see the module docstring."""
 
+    #: The shell's compiler keeps each cell's code objects from the start (Debugger.install), so a breakpoint set
+    #: later in a function an earlier cell defined is found (the cyclic GC's list no longer holds it once
+    #: start-up froze it).
+    needs_cell_codes = True
+
     def __init__(self, debugger: Debugger) -> None:
         from . import cell_file_prefix
 
@@ -81,7 +86,8 @@ class MonitoringBackend:
         from ..._context import current_execution
 
         self.tracer = Tracer(self.threads, self.user, self._stop_here, _internal.get, self._output,
-                             current_execution.get, lambda execution: execution in kernel.executions)
+                             current_execution.get, lambda execution: execution in kernel.executions,
+                             lambda path: getattr(kernel.shell.compile, "codes_of", lambda _: [])(path))
         self.hooks = CodeHooks(kernel.shell, self.tracer.add_code, self.tracer.uncaught, self.user.frame)
         self._cannot_stop_said = False
         self._handlers = {

@@ -11,8 +11,8 @@ suspended: measured here, such a walk while a cell was stopped ended in "memory 
 code objects are instrumented, one by one:
 
 - a code object gets LINE events when a breakpoint falls in its lines (code objects are known from cells as
-  IPython compiles them, from user files as they are imported, and from a scan of live functions and coroutines
-  at attach);
+  IPython compiles them, kept by the shell's compiler from the kernel's start; from files as they are imported;
+  and from the functions and classes of modules imported before);
 - a step arms the frame it starts in and the user frames above it (LINE, and PY_RETURN to stop in the caller on
   return); a step in also watches the frame's calls (CALL) and arms the callee's code;
 - a pause arms the user frames of the task's awaiting coroutines (and the next cells compiled);
@@ -112,6 +112,31 @@ def nested_codes(code: CodeType) -> Iterable[CodeType]:
         stack.extend(c for c in current.co_consts if isinstance(c, CodeType))
 
 
+def module_codes(path: str) -> list[CodeType]:
+    """The code objects an imported module of file `path` defines: its functions, its classes' methods and
+    properties (and what is nested in them)."""
+    wanted = _norm(path)
+    codes: list[CodeType] = []
+    for module in list(sys.modules.values()):
+        filename = getattr(module, "__file__", None)
+        if not isinstance(filename, str) or _norm(filename) != wanted:
+            continue
+        pending: list[Any] = list(vars(module).values())
+        seen_classes: set[int] = set()
+        while pending:
+            value = pending.pop()
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if isinstance(value, property):
+                pending.extend(f for f in (value.fget, value.fset, value.fdel) if f is not None)
+            elif isinstance(value, types.FunctionType):
+                codes.extend(nested_codes(value.__code__))
+            elif isinstance(value, type) and id(value) not in seen_classes:
+                seen_classes.add(id(value))
+                pending.extend(vars(value).values())
+    return codes
+
+
 def code_of(target: Any) -> CodeType | None:
     """The Python code a call of `target` runs first (a function, a method, a class's __init__, a partial...)."""
     for _ in range(4):
@@ -138,7 +163,9 @@ class Tracer:
 
     def __init__(self, threads: Threads, user: UserCode, stop: Callable[..., str],
                  internal: Callable[[], bool], log_message: Callable[[str], None],
-                 execution: Callable[[], Any], running: Callable[[Any], bool]) -> None:
+                 execution: Callable[[], Any], running: Callable[[Any], bool],
+                 cell_codes: Callable[[str], Iterable[CodeType]] = lambda path: ()) -> None:
+        self._cell_codes = cell_codes
         self._execution = execution
         self._running = running
         self._threads = threads
@@ -175,7 +202,6 @@ class Tracer:
                                 (events.CALL, self._on_call)):
             monitoring.register_callback(self.tool, event, callback)
         self.attached = True
-        self._scan_live_code()
 
     def stop(self) -> None:
         """Detach: every code object uninstrumented, callbacks removed; the tool stays reserved (module docstring)."""
@@ -222,15 +248,26 @@ class Tracer:
                         else:
                             self._end_step(thread)
 
-    def _scan_live_code(self) -> None:
-        """Functions and coroutines alive now (defined in earlier cells, imported before attach)."""
-        for obj in gc.get_objects():
-            code = _live_code(obj)
-            if code is not None and self._user.file(code.co_filename):
-                self._remember(code)
-
     def _remember(self, code: CodeType) -> None:
         self._codes.setdefault(code.co_filename, weakref.WeakValueDictionary())[id(code)] = code
+
+    def _codes_of(self, path: str) -> list[CodeType]:
+        """The code objects of `path` there are: seen while attached, compiled from a cell (the shell's compiler
+        keeps them by file, from before the session too), or defined by an imported module of that file. The
+        cyclic GC's list is the last resort only: start-up freezes most objects out of it (services/shell.py)."""
+        found = {id(c): c for c in self._codes.get(path, {}).values()}
+        found.update((id(c), c) for c in self._cell_codes(path))
+        if not found:
+            found.update((id(c), c) for c in module_codes(path))
+        if not found:
+            for obj in gc.get_objects():
+                code = _live_code(obj)
+                if code is not None and code.co_filename == path:
+                    found.update((id(c), c) for c in nested_codes(code))
+        codes = [c for c in found.values() if c.co_filename == path]
+        for code in codes:
+            self._remember(code)
+        return codes
 
     # ------------------------------------------------------------ configuration
 
@@ -239,15 +276,7 @@ class Tracer:
             self.breakpoints[path] = {bp.line: bp for bp in breakpoints}
         else:
             self.breakpoints.pop(path, None)
-        known = list(self._codes.get(path, {}).values())
-        if path in self.breakpoints and not known:
-            # A file the user's code has not been seen loading (e.g. a library file): look once.
-            for obj in gc.get_objects():
-                code = _live_code(obj)
-                if code is not None and code.co_filename == path:
-                    for nested in nested_codes(code):
-                        self._remember(nested)
-            known = list(self._codes.get(path, {}).values())
+        known = self._codes_of(path) if path in self.breakpoints else list(self._codes.get(path, {}).values())
         for thread in self._threads.all():  # frames stopped in this file are running code objects too
             frame = thread.stop.frame if thread.stop is not None else None
             while frame is not None:
