@@ -94,6 +94,16 @@ async function loadPanel(app: JupyterFrontEnd): Promise<void> {
   }
 }
 
+/** Whether the app's shell has a right-hand area for the sidebar (JupyterLite's single-widget shells have not). */
+function hasRightArea(app: JupyterFrontEnd): boolean {
+  try {
+    Array.from(app.shell.widgets('right'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** "Cell [n]" for the notebook cell whose code compiles under `path` (the panel's hash of its source). */
 function cellLabel(
   notebooks: INotebookTracker,
@@ -123,7 +133,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return;
     }
     // The panel lives in a sidebar: the lab and the notebook pages have one, the REPL and the file editor do not.
-    if (!labShell && app.name !== 'Jupyter Notebook') {
+    if (!labShell && !hasRightArea(app)) {
       return;
     }
     whenDebuggerOffered(() => {
