@@ -633,3 +633,25 @@ async def test_breakpoints_in_code_defined_before_the_session(dclient: MemoryCli
         assert (await dap("disconnect"))["success"]
     finally:
         gc.unfreeze()
+
+
+async def test_the_pause_signal_stops_busy_code(dap: Dap) -> None:
+    """A busy cell holds the worker, so the page also raises the pause signal through Pyodide's interrupt buffer
+    (ts/src/kernel.ts); the cell stops where it is. Here the cell signals itself as the buffer does
+    (PyErr_SetInterruptEx, which _thread.interrupt_main calls: a signal without a handler is ignored)."""
+    from concurrent_kernel.services.debugger.monitoring import PAUSE_SIGNAL
+
+    cell = (f"import _thread\ntotal = 0\nfor i in range(10):\n    total += i\n"
+            f"    if i == 5:\n        _thread.interrupt_main({PAUSE_SIGNAL})\nprint(total)\n")
+    msg_id = execute(dap.client, cell)
+    stopped = await dap.wait_event("stopped", reason="pause")
+    top = (await dap.frames(stopped["body"]["threadId"]))[0]
+    assert top["name"] == "<module>" and (await dap.locals_of(top["id"]))["i"] == "5"
+    assert (await dap("continue", {"threadId": stopped["body"]["threadId"]}))["success"]
+    content, out = await finish(dap.client, msg_id)
+    assert content["status"] == "ok" and out == "45\n"
+    # Not attached: the signal does nothing (Python ignores a signal it has no handler for).
+    assert (await dap("disconnect"))["success"]
+    reply, outputs = await dap.client.execute(cell)
+    assert reply["content"]["status"] == "ok" and stdout_of(outputs) == "45\n"
+    await dap.start()

@@ -22,7 +22,7 @@ import {
   STDIN_HEADER_BYTES,
   ToWorker
 } from './protocol';
-import { DEBUGGER_STATE_CHANNEL, DebuggerSessionKeeper, noteDebuggerOffered } from './debuggerSession';
+import { DEBUGGER_STATE_CHANNEL, DebuggerSessionKeeper, noteDebuggerOffered, PAUSE_SIGNAL } from './debuggerSession';
 import { ISpare, MARKS, startSpare, takeEarlySpare } from './spare';
 
 /** Milliseconds the worker gets to acknowledge an interrupt before we escalate. */
@@ -265,6 +265,13 @@ export class ConcurrentKernel implements IKernel {
     }
     if (m.header.msg_type === 'execute_request') {
       this._executing.set(m.header.msg_id, m);
+    }
+    if (m.header.msg_type === 'debug_request' && (m.content as { command?: unknown }).command === 'pause') {
+      // A busy cell would see the pause request only once it finishes: signal it through the interrupt buffer
+      // (unless an interrupt is waiting there).
+      if (this._interruptBuffer && this._pythonReady) {
+        Atomics.compareExchange(new Int32Array(this._interruptBuffer), 0, 0, PAUSE_SIGNAL);
+      }
     }
     if (m.header.msg_type === 'debug_request' && this._debuggerSession) {
       // Before the panel's first request after a reload: the session this notebook's kernel had (debuggerSession.ts).

@@ -35,6 +35,11 @@ log = logging.getLogger("concurrent_kernel")
 _internal: ContextVar[bool] = ContextVar("concurrent_kernel_debugger_internal", default=False)
 
 
+#: The signal the page raises through Pyodide's interrupt buffer to pause busy code (SIGUSR1: 10 in Pyodide, as
+#: ts/src/debuggerSession.ts PAUSE_SIGNAL says).
+PAUSE_SIGNAL = 10
+
+
 def can_suspend() -> bool:
     """Whether the running code can be suspended here (JSPI, and Python entered through a promising call)."""
     try:
@@ -90,6 +95,7 @@ class MonitoringBackend:
                              lambda path: getattr(kernel.shell.compile, "codes_of", lambda _: [])(path))
         self.hooks = CodeHooks(kernel.shell, self.tracer.add_code, self.tracer.uncaught, self.user.frame)
         self._cannot_stop_said = False
+        self._previous_handler: Any = None
         self._handlers = {
             "initialize": self._initialize, "setBreakpoints": self._set_breakpoints,
             "setExceptionBreakpoints": self._set_exception_breakpoints, "configurationDone": self._ok,
@@ -110,6 +116,7 @@ class MonitoringBackend:
     async def attach(self, request: dict[str, Any]) -> dict[str, Any]:
         self.tracer.start()
         self.hooks.install()
+        self._listen_for_pause()
         self._emit("initialized", {})
         return _response(request)
 
@@ -118,6 +125,7 @@ class MonitoringBackend:
         self.started = True
         self.tracer.start()
         self.hooks.install()
+        self._listen_for_pause()
         for path, specs in breakpoints.items():
             self.tracer.set_breakpoints(path, [Breakpoint(int(spec["line"])) for spec in specs])
         self.tracer.set_exception_filters(filters)
@@ -142,6 +150,7 @@ class MonitoringBackend:
         """Detach: stopped threads resume, the hooks and every code object's events are removed."""
         self._resume_all()
         self.hooks.remove()
+        self._stop_listening_for_pause()
         self.tracer.stop()
         self.presenter.forget_all()
         self.started = False
@@ -154,6 +163,32 @@ class MonitoringBackend:
                 stop.waiter.set_result(INTERRUPT)
                 return True
         return False
+
+    # ------------------------------------------------------------ pausing busy code
+
+    def _listen_for_pause(self) -> None:
+        """A busy cell holds the worker, so the panel's pause request waits behind it: the page also sends
+        PAUSE_SIGNAL through Pyodide's interrupt buffer (cross-origin isolated pages; ts/src/kernel.ts), which Python
+        checks as it runs, and the cell stops where it is."""
+        import signal
+
+        if self._previous_handler is None:
+            self._previous_handler = signal.signal(PAUSE_SIGNAL, self._on_pause_signal)
+
+    def _stop_listening_for_pause(self) -> None:
+        import signal
+
+        if self._previous_handler is not None:
+            signal.signal(PAUSE_SIGNAL, self._previous_handler)
+            self._previous_handler = None
+
+    def _on_pause_signal(self, signum: int, frame: FrameType | None) -> None:
+        if _internal.get() or not self.tracer.attached:
+            return
+        while frame is not None and not self.user.frame(frame):
+            frame = frame.f_back  # where the user's code is, below the library code it called
+        if frame is not None:
+            self.tracer.pause_here(self.threads.current(), frame)
 
     # ------------------------------------------------------------ stopping (called in the monitored code)
 

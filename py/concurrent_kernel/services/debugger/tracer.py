@@ -305,6 +305,10 @@ class Tracer:
             if code is not None and self._user.file(code.co_filename) and _suspended_frame(obj) is not None:
                 self._update(code, _PAUSE, sys.monitoring.events.LINE)
 
+    def pause_here(self, thread: DapThread, frame: FrameType) -> None:
+        """Stop `thread` now, in `frame` (the page's pause signal reached busy code: monitoring.py)."""
+        self._stopped(thread, frame, "pause")
+
     def instrumented(self) -> int:
         """How many code objects have events on (0 while attached with no breakpoint, no step, no pause)."""
         return sum(1 for _, mask in self._set.values() if mask)
