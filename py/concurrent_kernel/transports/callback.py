@@ -155,7 +155,9 @@ async def warm_up(cells: int = 60, keep_going: Callable[[], bool] = lambda: True
         if msg_type in (MsgType.KERNEL_INFO_REPLY, MsgType.EXECUTE_REPLY):
             replies.put_nowait(msg_type)
 
-    handle = start(send)
+    # As a kernel that offers the debugger starts (the site's default): its core comes in the memory snapshot this
+    # warm-up decides (ts/scripts/make_snapshot.mjs), and its compile path is warmed. Nothing attaches.
+    handle = start(send, debugger=True)
     factory = MessageFactory(session="warm-up")
 
     async def request(msg_type: MsgType, content: dict[str, Any]) -> None:

@@ -207,6 +207,21 @@ class VariableExplorer:
         }
 
 
+class MonitoringBackendFactory:
+    """The browser's backend (monitoring.py), imported at the panel's first `initialize`, not at the kernel's start
+    (measured: 58 ms of imports in Pyodide). What the core needs to know of it beforehand is here."""
+
+    #: The shell's compiler keeps each cell's code objects (CellFileCompiler.codes) from the kernel's start.
+    needs_cell_codes = True
+    #: A host that keeps the session across page reloads can hand it back (Debugger.restore_state).
+    restores_sessions = True
+
+    def __call__(self, debugger: Debugger) -> DebugBackend:
+        from .monitoring import MonitoringBackend
+
+        return MonitoringBackend(debugger)
+
+
 def create(kernel: Kernel) -> Debugger | None:
     """The debugger for this platform, or None where there is none (debugpy missing on CPython; no
     sys.monitoring in Pyodide). In Pyodide the host decides whether to offer it (where the browser can suspend a
@@ -214,12 +229,10 @@ def create(kernel: Kernel) -> Debugger | None:
     from ..._loops import IS_PYODIDE
 
     if IS_PYODIDE:
-        from .monitoring import MonitoringBackend, monitoring_available
-
-        if not monitoring_available():
+        if not hasattr(sys, "monitoring"):
             log.warning("this Python has no sys.monitoring: the debugger is off")
             return None
-        return Debugger(kernel, MonitoringBackend)
+        return Debugger(kernel, MonitoringBackendFactory())
     from .debugpy_backend import DebugpyBackend, debugpy_available
 
     if not debugpy_available():
@@ -303,7 +316,7 @@ class Debugger:
             shell.compile.codes = {}
         transport = self.kernel.transport
         persist = getattr(transport, "persist_debugger_state", None)
-        if persist is not None and hasattr(self._backend_factory, "restore"):
+        if persist is not None and getattr(self._backend_factory, "restores_sessions", False):
             self._persist = persist
             transport.on_debugger_state = self.restore_state
             saved = getattr(transport, "debugger_state", None)

@@ -55,12 +55,6 @@ def suspend(waiter: asyncio.Future[str]) -> str:
     return str(run_sync(waiter))
 
 
-def monitoring_available() -> bool:
-    import sys
-
-    return hasattr(sys, "monitoring")
-
-
 def _response(request: dict[str, Any], success: bool = True, body: dict[str, Any] | None = None,
               message: str | None = None) -> dict[str, Any]:
     reply: dict[str, Any] = {"type": "response", "request_seq": request.get("seq", 0), "seq": 0,
@@ -73,10 +67,6 @@ def _response(request: dict[str, Any], success: bool = True, body: dict[str, Any
 class MonitoringBackend:
     """DebugBackend for Pyodide: see the module docstring."""
 
-    #: The shell's compiler keeps each cell's code objects from the start (Debugger.install), so a breakpoint set
-    #: later in a function an earlier cell defined is found (the cyclic GC's list no longer holds it once
-    #: start-up froze it).
-    needs_cell_codes = True
 
     def __init__(self, debugger: Debugger) -> None:
         from . import cell_file_prefix
@@ -109,7 +99,9 @@ class MonitoringBackend:
     # ------------------------------------------------------------ DebugBackend
 
     async def start(self) -> None:
-        if not monitoring_available():
+        import sys
+
+        if not hasattr(sys, "monitoring"):
             raise RuntimeError("this Python has no sys.monitoring (3.12+ is needed)")
         self.started = True
 
