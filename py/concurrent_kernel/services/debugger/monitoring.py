@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ..._context import current_execution
 from .hooks import CodeHooks
 from .threads import DapThread, Stop, Threads
 from .tracer import CONTINUE, EXCEPTION_FILTERS, INTERRUPT, STEPS, Breakpoint, Tracer, UserCode
@@ -67,7 +68,6 @@ def _response(request: dict[str, Any], success: bool = True, body: dict[str, Any
 class MonitoringBackend:
     """DebugBackend for Pyodide: see the module docstring."""
 
-
     def __init__(self, debugger: Debugger) -> None:
         from . import cell_file_prefix
 
@@ -78,8 +78,6 @@ class MonitoringBackend:
         self.threads = Threads((lambda: {t.name for t in background.list()}) if background is not None else None)
         self.user = UserCode(cell_file_prefix())
         self.presenter = Presenter(self.user.frame, lambda: kernel.shell.user_ns)
-        from ..._context import current_execution
-
         self.tracer = Tracer(self.threads, self.user, self._stop_here, _internal.get, self._output,
                              current_execution.get, lambda execution: execution in kernel.executions,
                              lambda path: getattr(kernel.shell.compile, "codes_of", lambda _: [])(path))
@@ -193,8 +191,6 @@ class MonitoringBackend:
                              f"{frame.f_code.co_filename}:{frame.f_lineno}): this code was not entered in a way "
                              "the browser can suspend. It runs on.\n", "important")
             return CONTINUE
-        from ..._context import current_execution
-
         waiter: asyncio.Future[str] = asyncio.get_event_loop().create_future()
         thread.stop = Stop(frame, reason, waiter, exc, text, current_execution.get(), frames)
         body: dict[str, Any] = {"reason": reason, "threadId": thread.id, "allThreadsStopped": False,
@@ -367,9 +363,10 @@ class MonitoringBackend:
         thread = self.threads.get(arguments.get("threadId"))
         if thread is None:
             return _response(request, False, message=f"no thread {arguments.get('threadId')!r}")
-        if thread.stop is None:
-            # It stops at the next line of the user's code it runs (a busy cell holds the worker, so this
-            # request is served only once it awaits): the frames it awaits in, or the next cell compiled.
+        paused = any(t.stop is not None and t.stop.reason == "pause" for t in self.threads.all())
+        if thread.stop is None and not paused:
+            # It stops at the next line of the user's code it runs (a busy cell was already stopped by the page's
+            # signal, which came before this request): the frames it awaits in, or the next cell compiled.
             self.tracer.pause(thread)
         return _response(request)
 
