@@ -8,10 +8,14 @@ page, headless Chromium, cross-origin isolated, the site served locally:
             jupyter-lite.json, served from a copy of the site): the kernel offers none
   offered   the default: offered, no session
   attached  a session attached as the panel attaches one (initialize, attach, configurationDone), no breakpoint
+            (its first 50 cells timed apart: the first attach of a process has CPython re-instrument each code
+            object once, as it next runs)
   attached, a breakpoint in another cell
             a breakpoint set (that cell's code is instrumented; the cell timed is not)
 
-The rows are interleaved, each round in a fresh browser context; N round trips per row and round after a warm-up;
+Each round: the "off" site in a page of its own, then one page of the site with the panel where the other rows run
+one after another in the same kernel (offered, attached, a breakpoint set, disconnect and offered again), so they
+compare without a page's or a kernel's start between them; N round trips per row and round after a warm-up;
 medians over all rounds.
 
 Bytes: what a lab page fetches from the site when it opens this kernel's notebook (the server's count of body
@@ -30,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +47,9 @@ from conftest import CHROMIUM, CHROMIUM_ARGS, SITE  # noqa: E402
 
 CODE = "x = sum(range(100))"
 WARMUP = 20
-ROWS = ("off", "offered", "attached", "attached, a breakpoint in another cell")
+FIRST = "attached: its first cells"
+FIRST_N = 50
+ROWS = ("off", "offered", FIRST, "attached", "attached, a breakpoint in another cell")
 
 _ROUND_TRIPS = """
 async ({n, code}) => {
@@ -59,7 +66,7 @@ async ({n, code}) => {
     const reply = await future.done;
     await gotIdle;
     if (reply.content.status !== 'ok') throw new Error('the cell failed: ' + JSON.stringify(reply.content));
-    times.push(performance.now() - t0);
+    times.push([performance.now() - t0, reply.metadata.started, reply.header.date]);
   }
   return times;
 }
@@ -101,35 +108,77 @@ def _dap(page: Any, command: str, args: dict[str, Any] | None = None) -> dict[st
     return dict(reply)
 
 
-def one_row(browser: Any, url: str, row: str, n: int, log: Any) -> tuple[list[float], int]:
-    """N round trips of one row in a fresh context; also the site bytes the page fetched (Pyodide's left out)."""
+def _page(browser: Any, url: str) -> tuple[Any, Any]:
     context = browser.new_context()
-    try:
-        page = context.new_page()
-        page.set_default_timeout(180_000)
-        t0 = time.time()
-        open_lab(page, url)
-        page.evaluate("async () => { await window.jupyterapp.started; await window.jupyterapp.restored; }")
-        nb = new_notebook(page, "bench.ipynb", [CODE], wait=True)
-        offered = nb.js("return (await kernel.info).debugger")
-        if offered is not (row != "off"):
-            raise RuntimeError(f"row {row!r}: the kernel says debugger: {offered}")
-        if row.startswith("attached"):
-            _dap(page, "initialize", {"clientID": "bench", "adapterID": "python", "pathFormat": "path",
-                                      "linesStartAt1": True, "columnsStartAt1": True})
-            _dap(page, "attach")
-            _dap(page, "configurationDone")
-        if row == "attached, a breakpoint in another cell":
-            other = "def elsewhere():\n    return 1\n"
-            path = _dap(page, "dumpCell", {"code": other})["body"]["sourcePath"]
-            _dap(page, "setBreakpoints", {"source": {"path": path}, "breakpoints": [{"line": 2}]})
-            page.evaluate(_ROUND_TRIPS, {"n": 1, "code": other})
-        page.wait_for_timeout(2000)  # the panel's own requests (debugInfo, inspectVariables) are over
-        times = page.evaluate(_ROUND_TRIPS, {"n": n + WARMUP, "code": CODE})[WARMUP:]
-        fetched = sum(e.nbytes for e in log.since(t0) if "/static/pyodide/" not in e.path)
-        return times, fetched
-    finally:
-        context.close()
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    open_lab(page, url)
+    page.evaluate("async () => { await window.jupyterapp.started; await window.jupyterapp.restored; }")
+    new_notebook(page, "bench.ipynb", [CODE], wait=True)
+    page.wait_for_timeout(2000)  # the panel's own first requests (debugInfo, inspectVariables) are over
+    return context, page
+
+
+def _trips(page: Any, n: int, warmup: int = WARMUP) -> list[tuple[float, float]]:
+    """(round trip ms, in the kernel ms: from its handler's start to the reply, as the reply's times say)."""
+    out = []
+    for ms, started, date in page.evaluate(_ROUND_TRIPS, {"n": n + warmup, "code": CODE})[warmup:]:
+        kernel = (datetime.fromisoformat(date) - datetime.fromisoformat(started)).total_seconds() * 1000
+        out.append((ms, kernel))
+    return out
+
+
+def one_round(browser: Any, url: str, off_url: str, n: int, log: Any,
+              off_first: bool) -> tuple[dict[str, list[tuple[float, float]]], dict[str, int]]:
+    """One round: the site without the panel in a page of its own (before or after the other page: rounds
+    alternate); in one page of the site with it, the other rows one after another in the same kernel (offered,
+    attached, a breakpoint set, offered again after disconnect), so that they compare without a page's or a
+    kernel's start between them."""
+    times: dict[str, list[tuple[float, float]]] = {}
+    fetched: dict[str, int] = {}
+    if not off_first:
+        times.update(_panel_rows(browser, url, n, log, fetched))
+    context, page = _open(browser, off_url, "off", log, fetched)
+    times["off"] = _trips(page, n)
+    context.close()
+    if off_first:
+        times.update(_panel_rows(browser, url, n, log, fetched))
+    return times, fetched
+
+
+def _open(browser: Any, site: str, row: str, log: Any, fetched: dict[str, int]) -> tuple[Any, Any]:
+    t0 = time.time()
+    context, page = _page(browser, site)
+    fetched[row] = sum(e.nbytes for e in log.since(t0) if "/static/pyodide/" not in e.path)
+    offered = page.evaluate("async () => (await window.__ck['bench.ipynb'].sessionContext.session.kernel.info)"
+                            ".debugger")
+    if offered is not (row != "off"):
+        raise RuntimeError(f"row {row!r}: the kernel says debugger: {offered}")
+    return context, page
+
+
+def _panel_rows(browser: Any, url: str, n: int, log: Any,
+                fetched: dict[str, int]) -> dict[str, list[tuple[float, float]]]:
+    times: dict[str, list[tuple[float, float]]] = {}
+    context, page = _open(browser, url, "offered", log, fetched)
+    times["offered"] = _trips(page, n)
+    _dap(page, "initialize", {"clientID": "bench", "adapterID": "python", "pathFormat": "path",
+                              "linesStartAt1": True, "columnsStartAt1": True})
+    _dap(page, "attach")
+    _dap(page, "configurationDone")
+    # The first attach of a process sets the tool's one global event (RAISE, no callback until asked for), which
+    # has CPython re-instrument each code object as it next runs: timed on its own.
+    times[FIRST] = _trips(page, FIRST_N, warmup=0)
+    times["attached"] = _trips(page, n)
+    other = "def elsewhere():\n    return 1\n"
+    path = _dap(page, "dumpCell", {"code": other})["body"]["sourcePath"]
+    _dap(page, "setBreakpoints", {"source": {"path": path}, "breakpoints": [{"line": 2}]})
+    page.evaluate(_ROUND_TRIPS, {"n": 1, "code": other})
+    times["attached, a breakpoint in another cell"] = _trips(page, n)
+    _dap(page, "disconnect", {"restart": False, "terminateDebuggee": False})
+    times["offered"] += _trips(page, n)
+    context.close()
+    return times
 
 
 def panel_files(site: Path) -> dict[str, int]:
@@ -154,31 +203,36 @@ def main(argv: list[str] | None = None) -> int:
     off_server, off_url = serve.serve_in_thread(site_without_panel(args.site, Path(plain.name)), 0, True, None, log)
     from playwright.sync_api import sync_playwright
 
-    times: dict[str, list[float]] = {row: [] for row in ROWS}
+    times: dict[str, list[tuple[float, float]]] = {row: [] for row in ROWS}
     fetched: dict[str, list[int]] = {row: [] for row in ROWS}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             for r in range(args.rounds):
+                got, nbytes = one_round(browser, url, off_url, args.n, log, off_first=r % 2 == 0)
                 for row in ROWS:
-                    got, nbytes = one_row(browser, off_url if row == "off" else url, row, args.n, log)
-                    times[row] += got
-                    fetched[row].append(nbytes)
-                    print(f"round {r + 1} {row}: median {statistics.median(got):.2f} ms, page fetched "
-                          f"{nbytes / 1e3:.0f} kB", flush=True)
+                    times[row] += got[row]
+                    print(f"round {r + 1} {row}: median {statistics.median(t for t, _ in got[row]):.2f} ms, in the "
+                          f"kernel {statistics.median(k for _, k in got[row]):.2f} ms", flush=True)
+                for row, count in nbytes.items():
+                    fetched[row].append(count)
             browser.close()
     finally:
         server.shutdown()
         off_server.shutdown()
         plain.cleanup()
-    base = statistics.median(times["off"])
-    print(f"\nround trip of `{CODE}`, {args.rounds} rounds x {args.n} (after {WARMUP} warm-up), medians")
-    print("| debugger | p50 ms | p90 ms | ratio to off |")
-    print("|---|---|---|---|")
+    base = statistics.median(t for t, _ in times["off"])
+    kernel_base = statistics.median(k for _, k in times["off"])
+    print(f"\nround trip of `{CODE}`, {args.rounds} rounds x {args.n} (after {WARMUP} warm-up), medians; 'in the "
+          "kernel': from the handler's start to the reply (execute_reply's metadata.started and header.date)")
+    print("| debugger | round trip p50 ms | p90 ms | ratio to off | in the kernel p50 ms | ratio to off |")
+    print("|---|---|---|---|---|---|")
     for row in ROWS:
-        p50 = statistics.median(times[row])
-        p90 = statistics.quantiles(times[row], n=10)[-1]
-        print(f"| {row} | {p50:.2f} | {p90:.2f} | {p50 / base:.2f}x |")
+        trips = [t for t, _ in times[row]]
+        kernel = statistics.median(k for _, k in times[row])
+        p50 = statistics.median(trips)
+        p90 = statistics.quantiles(trips, n=10)[-1]
+        print(f"| {row} | {p50:.2f} | {p90:.2f} | {p50 / base:.2f}x | {kernel:.2f} | {kernel / kernel_base:.2f}x |")
     print("\nsite bytes a lab page fetched opening this kernel's notebook (Pyodide's files left out), median")
     print(f"| with the panel | {statistics.median(fetched['offered']) / 1e3:.0f} kB |")
     print(f"| panel left out | {statistics.median(fetched['off']) / 1e3:.0f} kB |")

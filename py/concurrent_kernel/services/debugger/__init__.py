@@ -282,6 +282,7 @@ class Debugger:
         self.breakpoints: dict[str, list[dict[str, Any]]] = {}
         self.stopped_threads: set[int] = set()
         self.explorer = VariableExplorer()
+        self._modules_cache: tuple[tuple[int, Any], list[dict[str, Any]]] | None = None
         #: The exception filters last set (kept with the breakpoints for a reloaded page).
         self.exception_filters: list[str] = []
         self._removed_transforms: list[tuple[int, Any]] = []
@@ -573,15 +574,24 @@ class Debugger:
 
     async def _modules(self, request: dict[str, Any]) -> dict[str, Any]:
         arguments = request.get("arguments") or {}
-        modules = list(sys.modules.values())
+        listed = self._module_list()
         start = int(arguments.get("startModule") or 0)
-        stop = start + int(arguments.get("moduleCount") or len(modules))
-        found = []
-        for index, module in enumerate(modules[start:stop], start):
-            origin = getattr(getattr(module, "__spec__", None), "origin", None)
-            if isinstance(origin, str) and origin.endswith(".py"):
-                found.append({"id": index, "name": module.__name__, "path": origin})
-        return _response(request, body={"modules": found, "totalModules": len(modules)})
+        count = int(arguments.get("moduleCount") or len(sys.modules))
+        found = [entry for entry in listed if start <= entry["id"] < start + count]
+        return _response(request, body={"modules": found, "totalModules": len(sys.modules)})
+
+    def _module_list(self) -> list[dict[str, Any]]:
+        """The imported modules with a source file, kept until sys.modules changes: JupyterLab's panel asks for
+        them after every cell's execute_reply, even with no session started."""
+        signature = (len(sys.modules), next(reversed(sys.modules), None))
+        if self._modules_cache is None or self._modules_cache[0] != signature:
+            listed = []
+            for index, module in enumerate(list(sys.modules.values())):
+                origin = getattr(getattr(module, "__spec__", None), "origin", None)
+                if isinstance(origin, str) and origin.endswith(".py"):
+                    listed.append({"id": index, "name": module.__name__, "path": origin})
+            self._modules_cache = (signature, listed)
+        return self._modules_cache[1]
 
     async def _disconnect(self, request: dict[str, Any]) -> dict[str, Any]:
         reply = _response(request)
