@@ -43,6 +43,8 @@ SPECS: dict[str, dict[str, Any]] = {
     "concurrent-trio": {
         "argv": [sys.executable, "-m", "concurrent_kernel", "-f", "{connection_file}", "--backend", "trio", HIST],
         "interrupt_mode": "message",
+        # cells run on trio: the awaiting cell awaits trio's sleep (asyncio's would fail at once)
+        "await_sleep": "import trio\nawait trio.sleep(100)",
     },
 }
 #: Other kernels, from PyPI, each in a venv of its own that the bench makes (--peers): pip spec, argv after python.
@@ -80,6 +82,7 @@ def baseline_specs(rev: str, root: Path) -> dict[str, dict[str, Any]]:
             "argv": [sys.executable, "-c", start, "-f", "{connection_file}", *extra, HIST],
             "interrupt_mode": "message",
         }
+        | ({"await_sleep": "import trio\nawait trio.sleep(100)"} if suffix else {})
         for suffix, extra in (("", []), ("-trio", ["--backend", "trio"]))
     }
 
@@ -102,7 +105,8 @@ def write_specs(root: Path, specs: dict[str, dict[str, Any]] | None = None) -> P
     """One kernelspec directory per entry of `specs` (default SPECS) under `root`."""
     for name, spec in (SPECS if specs is None else specs).items():
         (root / name).mkdir(parents=True, exist_ok=True)
-        full = {"display_name": f"bench {name}", "language": "python", **spec}
+        full = {"display_name": f"bench {name}", "language": "python",
+                **{k: v for k, v in spec.items() if k in ("argv", "interrupt_mode", "env")}}
         (root / name / "kernel.json").write_text(json.dumps(full))
     return root
 
@@ -110,9 +114,11 @@ def write_specs(root: Path, specs: dict[str, dict[str, Any]] | None = None) -> P
 class Bench:
     """One running kernel and the measurements made on it."""
 
-    def __init__(self, name: str, specs: Path, interrupt_mode: str = "signal") -> None:
+    def __init__(self, name: str, specs: Path, interrupt_mode: str = "signal", await_sleep: str | None = None) -> None:
         self.name = name
         self.interrupt_mode = interrupt_mode
+        #: The awaiting cell of the await-interrupt row, in this kernel's own async library.
+        self.await_sleep = await_sleep
         ksm = KernelSpecManager(kernel_dirs=[str(specs)], ensure_native_kernel=False)
         self.km = KernelManager(kernel_name=name, kernel_spec_manager=ksm)
         started = time.perf_counter()
@@ -300,6 +306,8 @@ class Bench:
 
     def interrupt(self, code: str) -> tuple[float, bool]:
         """Time from the interrupt request to the cell's execute_reply; and whether the kernel answers after."""
+        if "asyncio.sleep" in code and self.await_sleep:
+            code = self.await_sleep
         self.drain()
         cell = self.kc.execute(f"print('started', flush=True)\n{code}")
         self.wait_started(cell)
@@ -349,9 +357,9 @@ class _Timed(dict[str, tuple[float, bool]]):
         super().__setitem__(key, value)
 
 
-def measure(name: str, specs: Path, interrupt_mode: str, only: str | None = None) -> dict[str, tuple[float, bool]]:
+def measure(name: str, specs: Path, spec: dict[str, Any], only: str | None = None) -> dict[str, tuple[float, bool]]:
     """One round on one kernel: metric -> (value, ok). A row that fails (a kernel without that feature) is marked."""
-    bench = Bench(name, specs, interrupt_mode)
+    bench = Bench(name, specs, spec["interrupt_mode"], spec.get("await_sleep"))
     out = _Timed(name)
     try:
         if only == "interrupt":
@@ -481,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in order:
                     t0 = time.perf_counter()
                     try:
-                        measured = measure(name, spec_dir, specs[name]["interrupt_mode"], args.only)
+                        measured = measure(name, spec_dir, specs[name], args.only)
                     except Exception as exc:  # a peer that cannot do some request: the rest of the run goes on
                         print(f"round {rnd + 1} {name}: failed: {exc!r}", file=sys.stderr)
                         continue

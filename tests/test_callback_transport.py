@@ -78,3 +78,26 @@ async def test_warm_up_stops_when_a_kernel_is_wanted() -> None:
     answers = iter([True, True, False])
     assert await callback_transport.warm_up(10, keep_going=lambda: next(answers)) == 1
     assert await callback_transport.warm_up(10, keep_going=lambda: False) == 0
+
+
+@pytest.mark.anyio
+async def test_an_input_reply_goes_to_the_input_waiting_for_it() -> None:
+    """In the browser a waiting input() suspends its stack on a future (services/suspend.py): its input_reply
+    resolves that future and is not fed to the kernel; a reply nobody waits for goes to the kernel as before."""
+    transport = callback_transport.CallbackTransport(lambda text, buffers: None)
+    fed: list[tuple[str, dict[str, Any]]] = []
+    await transport.start(lambda channel, msg, reply_to: fed.append((channel, msg)))
+    waiting: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    transport._inputs["request-1"] = waiting
+
+    def reply(parent_id: str, value: str) -> str:
+        header = {"msg_id": f"reply-{value}", "msg_type": "input_reply", "session": "t", "username": "",
+                  "date": "", "version": "5.4"}
+        return json.dumps({"channel": "stdin", "header": header, "parent_header": {"msg_id": parent_id},
+                           "metadata": {}, "content": {"status": "ok", "value": value}})
+
+    transport.receive(reply("request-1", "Ada"))
+    assert waiting.result()["content"]["value"] == "Ada"
+    assert fed == []
+    transport.receive(reply("request-2", "late"))
+    assert [(channel, msg["content"]["value"]) for channel, msg in fed] == [("stdin", "late")]

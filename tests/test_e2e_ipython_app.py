@@ -259,6 +259,24 @@ def test_kernel_magics_as_ipykernel(kernel: Any, tmp_path: Path) -> None:
     assert result_of(msgs) == "('cat', 'cat', '1')"
 
 
+def test_a_cell_driving_another_kernel_shows_its_outputs(kernel: Any, kernels_dir: Path) -> None:
+    """jupyter_client's execute_interactive in a cell (a notebook that runs another kernel) sends that kernel's
+    outputs into the cell through the shell's display publisher, as with ipykernel."""
+    code = (
+        "from jupyter_client.kernelspec import KernelSpecManager\n"
+        "from jupyter_client.manager import KernelManager\n"
+        f"ksm = KernelSpecManager(kernel_dirs=[{str(kernels_dir)!r}], ensure_native_kernel=False)\n"
+        f"km = KernelManager(kernel_name={spec_name('asyncio')!r}, kernel_spec_manager=ksm)\n"
+        "km.start_kernel()\nkc = km.client()\nkc.start_channels()\nkc.wait_for_ready(timeout=60)\n"
+        "reply = kc.execute_interactive('display(\"from the other kernel\")\\n6 * 7', timeout=60)\n"
+        "kc.stop_channels()\nkm.shutdown_kernel(now=True)\nreply['content']['status']"
+    )
+    reply, msgs = execute(kernel, code, timeout=120)
+    assert reply["content"]["status"] == "ok", reply
+    shown = [m["content"]["data"]["text/plain"] for m in msgs if m["msg_type"] in ("display_data", "execute_result")]
+    assert shown == ["'from the other kernel'", "42", "'ok'"], shown
+
+
 def test_startup_does_not_leave_ipythons_crash_handler(kernel: Any) -> None:
     """IPython's terminal app writes crash reports from sys.excepthook; a kernel keeps the shell's hook, as
     ipykernel's does."""

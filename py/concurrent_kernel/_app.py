@@ -8,7 +8,7 @@ import os
 import secrets
 import sys
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +44,15 @@ def _write_private(path: Path, info: dict[str, Any]) -> None:
     os.chmod(path, 0o600)
 
 
-def _watch_parent() -> None:
-    """Exit when the process that started us (JPY_PARENT_PID) goes away, so no kernel is orphaned."""
+def parent_watch() -> Callable[[], None] | None:
+    """A check that exits when the process that started us (JPY_PARENT_PID) is gone, so no kernel is orphaned; the
+    transport's I/O thread runs it every second (no thread of its own). None when no parent is named."""
     try:
         parent = int(os.environ.get("JPY_PARENT_PID", "0"))
     except ValueError:
-        return
+        return None
     if parent <= 0:
-        return
+        return None
 
     first_ppid = os.getppid()
 
@@ -64,15 +65,13 @@ def _watch_parent() -> None:
             return True
         return True
 
-    def poll() -> None:
+    def check() -> None:
         # Reparenting catches a launcher that is our direct parent; kill(0) catches one further up the tree.
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != first_ppid or not alive(parent):
-                log.warning("parent process %s is gone; exiting", parent)
-                os._exit(1)
+        if os.getppid() != first_ppid or not alive(parent):
+            log.warning("parent process %s is gone; exiting", parent)
+            os._exit(1)
 
-    threading.Thread(target=poll, name="ParentWatch", daemon=True).start()
+    return check
 
 
 def _as_bool(value: Any) -> bool:
@@ -109,7 +108,9 @@ def launch(connection_file: str | None, backend: str, ipython_args: list[str], d
         _write_private(path, {**info, **transport.connection_info})
     if created:
         print(f"concurrent-kernel: connect with  jupyter console --existing {path}", file=sys.__stderr__, flush=True)
-    _watch_parent()
+    check_parent = parent_watch()
+    if check_parent is not None:
+        transport.every_second.append(check_parent)
     from functools import partial
 
     from ._kernel_info import debugger_available, kernel_info

@@ -351,7 +351,7 @@ class Kernel:
             self._restore_io()
 
     def _start_shell(self) -> None:
-        from .services import comms, detection
+        from .services import comms, detection, tracebacks
         from .services.background import BackgroundTasks
         from .services.gui import GuiLoop
         from .services.inline_figures import InlineFigures
@@ -368,6 +368,7 @@ class Kernel:
         self.inline_figures = InlineFigures(self)
         self.inline_figures.install()
         detection.install()
+        tracebacks.install()
         register_magics(self.shell, self)
         if self.debugger_enabled:
             from .services import debugger

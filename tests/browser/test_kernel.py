@@ -52,7 +52,7 @@ def test_execute_display_error_await(page: Any, base_url: str) -> None:
     assert "'slept'" in output_text(out), dump(out)
 
 
-@pytest.mark.parametrize("isolated", [True, False], ids=["atomics", "service-worker"])
+@pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "not-isolated"])
 def test_input(page: Any, base_url: str, plain_url: str, isolated: bool) -> None:
     open_lab(page, base_url if isolated else plain_url)
     nb = new_notebook(page, "input-test.ipynb", ["name = input('your name: ')\nprint('hello', name)"])

@@ -73,3 +73,30 @@ def test_shell_events_inline_figures_and_the_ipykernel_api(page: Any, base_url: 
     assert out[-1]["data"]["text/plain"] == "('ZMQInteractiveShell', 'execute_request', True)", dump(out)
     out = nb.run_and_wait(8)
     assert output_text(out) == "Stored 'answer' (int)\n", dump(out)
+
+
+def test_a_profile_in_the_sites_files_is_used(page: Any, base_url: str) -> None:
+    """`.ipython` in the notebook files (the site's contents, kept in the browser's storage): its startup files and
+    config apply to the kernels started after it, and `%store` keeps values there across kernels."""
+    open_lab(page, base_url)
+    writer = new_notebook(page, "profile-writer-test.ipynb", [
+        "import os\n"
+        "os.makedirs('/drive/.ipython/profile_default/startup', exist_ok=True)\n"
+        "open('/drive/.ipython/profile_default/startup/00-site.py', 'w').write('from_site_startup = 42\\n')\n"
+        "open('/drive/.ipython/profile_default/ipython_kernel_config.py', 'w')"
+        ".write('c.IPKernelApp.exec_lines = [\"from_site_config = 7\"]\\n')\n"
+        "'written'",
+    ])
+    out = writer.run_and_wait(0)
+    assert out[-1]["data"]["text/plain"] == "'written'", dump(out)
+    reader = new_notebook(page, "profile-reader-test.ipynb", [
+        "from_site_startup, from_site_config, get_ipython().profile_dir.location",
+        "kept = 'across kernels'\n%store kept",
+    ])
+    out = reader.run_and_wait(0)
+    assert out[-1]["data"]["text/plain"] == "(42, 7, '/drive/.ipython/profile_default')", dump(out)
+    out = reader.run_and_wait(1)
+    assert output_text(out) == "Stored 'kept' (str)\n", dump(out)
+    third = new_notebook(page, "profile-third-test.ipynb", ["%store -r kept\nkept"])
+    out = third.run_and_wait(0)
+    assert out[-1]["data"]["text/plain"] == "'across kernels'", dump(out)

@@ -152,6 +152,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
           browsingContextId: serviceWorker?.browsingContextId,
           worker: pool.take(serviceWorkerEnabled),
           onQuiet: () => pool.refill(),
+          takeWorker: () => pool.take(serviceWorkerEnabled),
           contentsManager: app.serviceManager.contents,
           serviceWorkerEnabled,
           packages: packageSettings(conf, baseUrl),

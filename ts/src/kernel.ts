@@ -56,6 +56,8 @@ export namespace ConcurrentKernel {
     serviceWorkerEnabled?: boolean;
     /** Package sources (see services/packages.py). */
     packages?: IPackageSettings;
+    /** A worker to start Python in again after Python died (the pool's spare); a new one by default. */
+    takeWorker?: () => Worker;
     /** Offer the debugger (./debugger.ts). */
     debugger?: boolean;
     /** The path of the notebook this kernel runs for (its debug session is kept under it across a reload). */
@@ -166,44 +168,13 @@ export class ConcurrentKernel implements IKernel {
     this._sendMessage = options.sendMessage;
     this._isolated = typeof SharedArrayBuffer !== 'undefined' && !!globalThis.crossOriginIsolated;
     this._onQuiet = options.onQuiet;
-    this._worker = options.worker ?? new Worker(options.workerUrl, { type: 'module', name: 'concurrent-kernel' });
-    this._worker.onmessage = (ev: MessageEvent<FromWorker>) => this._onWorkerMessage(ev.data);
-    this._worker.onerror = (ev: ErrorEvent) => {
-      ev.preventDefault();
-      this._fail(`the kernel worker failed: ${ev.message || 'could not load ' + options.workerUrl}`);
-    };
-    const init: IInitOptions = {
-      indexURL: options.indexURL,
-      baseUrl: options.baseUrl,
-      kernelId: this.id,
-      browsingContextId: options.browsingContextId,
-      location: options.location,
-      packages: options.packages,
-      debugger: !!options.debugger
-    };
+    this._options = options;
     this._debuggerSession = options.sessionPath
       ? new DebuggerSessionKeeper(options.baseUrl, options.sessionPath)
       : null;
-    if (this._isolated) {
-      this._interruptBuffer = new SharedArrayBuffer(8);
-      this._stdinBuffer = new SharedArrayBuffer(STDIN_BUFFER_BYTES);
-      init.interruptBuffer = this._interruptBuffer;
-      init.stdinBuffer = this._stdinBuffer;
-    }
-    // The notebook's files, as the stock kernel mounts them: shared buffers when isolated, else the service worker.
-    if (this._isolated && options.contentsManager) {
-      this._driveProcessor = new DriveContentsProcessor({ contentsManager: options.contentsManager });
-      this._driveBuffer = new SharedArrayBuffer(DRIVE_BUFFER_BYTES);
-      init.drive = 'shared-buffer';
-      init.driveBuffer = this._driveBuffer;
-    } else if (options.serviceWorkerEnabled && options.browsingContextId) {
-      init.drive = 'service-worker';
-      init.driveNotice = DRIVE_NOT_ANSWERED_NOTICE; // said only if the worker's first drive request fails
-    } else {
-      init.drive = 'none';
-      init.driveNotice = DRIVE_UNAVAILABLE_NOTICE;
-    }
-    this._post({ type: 'init', options: init });
+    this._worker = this._startWorker(
+      options.worker ?? new Worker(options.workerUrl, { type: 'module', name: 'concurrent-kernel' })
+    );
     liveKernels.set(this.id, this);
     // The worker queues messages until Python is up, so the kernel is usable at once.
     this._ready.resolve();
@@ -233,6 +204,11 @@ export class ConcurrentKernel implements IKernel {
   /** Whether interrupts can stop blocking code (SharedArrayBuffer available). */
   get crossOriginIsolated(): boolean {
     return this._isolated;
+  }
+
+  /** How many times Python died in this kernel and was started again (a fresh worker, the same kernel id). */
+  get restarts(): number {
+    return this._restarts;
   }
 
   /** Load timings reported by the worker (ms since the worker started). */
@@ -265,6 +241,7 @@ export class ConcurrentKernel implements IKernel {
     }
     if (m.header.msg_type === 'execute_request') {
       this._executing.set(m.header.msg_id, m);
+      this._lastExecute = m;
     }
     if (m.header.msg_type === 'debug_request' && (m.content as { command?: unknown }).command === 'pause') {
       // A busy cell would see the pause request only once it finishes: signal it through the interrupt buffer
@@ -319,6 +296,7 @@ export class ConcurrentKernel implements IKernel {
       if (ctl) {
         if (Atomics.compareExchange(ctl, 1, seq, -seq) === seq) {
           Atomics.store(ctl, 0, 2); // SIGINT
+          Atomics.notify(ctl, 0); // wakes a time.sleep that blocks the worker (worker/interrupt.ts blockingSleep)
           if (this._awaitingInput && this._pendingInput) {
             // input() blocks in Atomics.wait, where the interrupt buffer is not checked:
             // wake it with an empty reply; KeyboardInterrupt follows as Python resumes.
@@ -357,6 +335,60 @@ export class ConcurrentKernel implements IKernel {
     Signal.clearData(this);
   }
 
+  /** Start Python in WORKER for this kernel: its shared buffers, its file system, its package sources. */
+  private _startWorker(worker: Worker): Worker {
+    const options = this._options;
+    worker.onmessage = (ev: MessageEvent<FromWorker>) => {
+      if (worker === this._worker) {
+        this._onWorkerMessage(ev.data);
+      }
+    };
+    worker.onerror = (ev: ErrorEvent) => {
+      ev.preventDefault();
+      if (worker !== this._worker) {
+        return;
+      }
+      const error = `the kernel worker failed: ${ev.message || 'could not load ' + options.workerUrl}`;
+      if (this._pythonReady) {
+        this._reportUncaught(error); // the worker reports its own errors: this one escaped it, Python goes on
+      } else {
+        this._fail(error);
+      }
+    };
+    const init: IInitOptions = {
+      indexURL: options.indexURL,
+      baseUrl: options.baseUrl,
+      kernelId: this.id,
+      browsingContextId: options.browsingContextId,
+      location: options.location,
+      packages: options.packages,
+      debugger: !!options.debugger
+    };
+    if (this._isolated) {
+      this._interruptBuffer = new SharedArrayBuffer(8);
+      this._stdinBuffer = new SharedArrayBuffer(STDIN_BUFFER_BYTES);
+      init.interruptBuffer = this._interruptBuffer;
+      init.stdinBuffer = this._stdinBuffer;
+    }
+    // The notebook's files, as the stock kernel mounts them: shared buffers when isolated, else the service worker.
+    if (this._isolated && options.contentsManager) {
+      this._driveProcessor = new DriveContentsProcessor({ contentsManager: options.contentsManager });
+      this._driveBuffer = new SharedArrayBuffer(DRIVE_BUFFER_BYTES);
+      init.drive = 'shared-buffer';
+      init.driveBuffer = this._driveBuffer;
+    } else if (options.serviceWorkerEnabled && options.browsingContextId) {
+      init.drive = 'service-worker';
+      init.driveNotice = DRIVE_NOT_ANSWERED_NOTICE; // said only if the worker's first drive request fails
+    } else {
+      init.drive = 'none';
+      init.driveNotice = DRIVE_UNAVAILABLE_NOTICE;
+    }
+    this._lastActivity = performance.now();
+    this._quietPending = true;
+    worker.postMessage({ type: 'init', options: init } satisfies ToWorker);
+    return worker;
+  }
+
   private _post(msg: ToWorker, transfer: Transferable[] = []): void {
     this._lastActivity = performance.now();
     this._worker.postMessage(msg, transfer);
@@ -375,10 +407,12 @@ export class ConcurrentKernel implements IKernel {
     setTimeout(check, QUIET_MS);
   }
 
+  /** Once per worker started (the pool refills its spare, which a restart may have taken). */
   private _runOnQuiet(): void {
-    const onQuiet = this._onQuiet;
-    this._onQuiet = undefined;
-    onQuiet?.();
+    if (this._quietPending) {
+      this._quietPending = false;
+      this._onQuiet?.();
+    }
   }
 
   private _onWorkerMessage(data: FromWorker): void {
@@ -409,6 +443,13 @@ export class ConcurrentKernel implements IKernel {
         this._track(msg);
         trace('out', msg);
         this._sendMessage(msg as KernelMessage.IMessage);
+        if (this._restarted && msg.header.msg_type === 'status') {
+          // As a Jupyter server's restart ends: the clients that were told "restarting" see the new kernel idle
+          // once it has said it is starting (its other statuses are those of requests, which a front end may not
+          // track: kernel_info's are untracked on JupyterLite sites that list jupyter_server's defaults).
+          this._restarted = false;
+          this._emitStatus('idle');
+        }
         break;
       }
       case 'ready':
@@ -423,6 +464,16 @@ export class ConcurrentKernel implements IKernel {
         break;
       case 'load-error':
         this._fail(data.error);
+        break;
+      case 'fatal':
+        if (this._pythonReady) {
+          this._died(data.error);
+        } else {
+          this._fail(`Python died while the kernel started: ${data.error}`);
+        }
+        break;
+      case 'uncaught':
+        this._reportUncaught(data.error);
         break;
       case 'handler-error': {
         let msg: AnyMsg | null = null;
@@ -542,6 +593,67 @@ export class ConcurrentKernel implements IKernel {
     this._emit(target, 'iopub', 'stream', { name: 'stderr', text });
   }
 
+  /**
+   * Python died (a Pyodide fatal error): what was pending is answered with the reason, the clients are told the
+   * kernel is restarting (iopub status "restarting", what a Jupyter server says when a kernel process died and it
+   * starts it again: JupyterLab shows "Kernel Restarting", forgets the old kernel's comms and reconnects), and Python
+   * starts again in a new worker, under the same kernel id. Messages sent meanwhile wait for it, as at a first start.
+   */
+  private _died(reason: string): void {
+    if (this._isDisposed) {
+      return;
+    }
+    const notice = `The kernel died: ${reason}. It restarts: variables and imports are gone.`;
+    console.error(`concurrent kernel ${this.id}: ${notice}`);
+    this._worker.terminate();
+    const pending = [...this._pending.values()];
+    this._pending.clear();
+    this._executing.clear();
+    for (const m of pending) {
+      this._replyWithError(m, 'KernelDied', notice);
+    }
+    this._emitStatus('restarting');
+    this._pythonReady = false;
+    this._awaitingInput = false;
+    this._pendingInput = null;
+    this._started = new PromiseDelegate<void>();
+    this._worker = this._startWorker(this._options.takeWorker?.() ?? this._newWorker());
+    this._restarts += 1;
+    this._restarted = true;
+  }
+
+  private _newWorker(): Worker {
+    return new Worker(this._options.workerUrl, { type: 'module', name: 'concurrent-kernel' });
+  }
+
+  /** An error the worker did not catch (a Python exception in a JavaScript callback): to the newest cell. */
+  private _reportUncaught(error: string): void {
+    console.error(`concurrent kernel: ${error}`);
+    if (this._lastExecute) {
+      this._emit(this._lastExecute, 'iopub', 'stream', { name: 'stderr', text: error.endsWith('\n') ? error : error + '\n' });
+    }
+  }
+
+  /** A status message with no parent request (iopub), for every client. */
+  private _emitStatus(state: string): void {
+    const msg = {
+      channel: 'iopub',
+      header: {
+        msg_id: UUID.uuid4(),
+        msg_type: 'status',
+        username: '',
+        session: this._lastSession,
+        date: new Date().toISOString(),
+        version: '5.4'
+      },
+      parent_header: {},
+      metadata: {},
+      content: { execution_state: state },
+      buffers: []
+    };
+    this._sendMessage(msg as unknown as KernelMessage.IMessage);
+  }
+
   private _fail(error: string): void {
     if (this._loadError !== null) {
       return;
@@ -612,6 +724,14 @@ export class ConcurrentKernel implements IKernel {
   private _sendMessage: IKernel.SendMessage;
   private _debuggerSession: DebuggerSessionKeeper | null;
   private _onQuiet?: () => void;
+  private _options: ConcurrentKernel.IOptions;
+  private _quietPending = false;
+  /** How many times Python died and was started again in this kernel. */
+  private _restarts = 0;
+  /** Python is starting again after it died: say "idle" after its "starting". */
+  private _restarted = false;
+  /** The newest execute request: where output with no request behind it goes (as ipykernel sends it). */
+  private _lastExecute: AnyMsg | null = null;
   private _lastActivity = 0;
   private _worker: Worker;
   private _isolated: boolean;

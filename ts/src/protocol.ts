@@ -66,6 +66,10 @@ export type FromWorker =
   | { type: 'load-error'; error: string }
   | { type: 'msg'; msgJson: string; buffers: ArrayBuffer[] }
   | { type: 'handler-error'; msgJson: string; error: string }
+  /** Python died (a Pyodide fatal error): the kernel must be restarted. */
+  | { type: 'fatal'; error: string }
+  /** An error nothing caught in the worker (a Python exception in a JavaScript callback): the kernel goes on. */
+  | { type: 'uncaught'; error: string }
   | { type: 'input_request'; msgJson: string }
   | { type: 'interrupt-ack'; seq: number; escalated: boolean }
   | { type: 'drive-request'; request: unknown }

@@ -15,12 +15,13 @@
  * - files.ts: file bundles and files filled on first open; stdlib.ts: the standard library zip behind the
  *   snapshot; laterFiles.ts: what a first result does not read; background.ts: when those load.
  * - drive.ts: JupyterLite's DriveFS at /drive; packages.ts: wheels, the import check, the lock's URLs.
- * - stdin.ts: input(); interrupt.ts: interrupts from the page.
+ * - stdin.ts: input(); interrupt.ts: interrupts from the page; faults.ts: uncaught errors and Python's death.
  */
 import { IInitOptions, STDIN_BUFFER_BYTES, ToWorker } from './protocol';
 import { loadInBackgroundSoon } from './worker/background';
 import { mountDrive } from './worker/drive';
-import { onInterrupt, setKernelInterrupt, useInterruptBuffer } from './worker/interrupt';
+import { watchFatal, watchUncaught } from './worker/faults';
+import { blockingSleep, onInterrupt, setKernelInterrupt, useInterruptBuffer } from './worker/interrupt';
 import { deliverQueued, fromPage, markFailed, startKernel } from './worker/kernelBridge';
 import { pointLockAtDistribution } from './worker/packages';
 import { elapsed, log, post, startLogging } from './worker/page';
@@ -35,9 +36,12 @@ async function start(opts: IInitOptions): Promise<void> {
   try {
     const timings: Record<string, number> = { ...(await warm(opts.indexURL)), init: elapsed() };
     const py = worker.pyodide!;
+    watchFatal(py);
     if (opts.interruptBuffer) {
       useInterruptBuffer(py, opts.interruptBuffer);
     }
+    // sys.stdin is at its end, as in a kernel that jupyter_client started (input() asks the front end instead).
+    py.setStdin({ stdin: () => undefined });
     const driveNotice = mountDrive(py, opts);
     if (driveNotice) {
       log('warn', driveNotice);
@@ -47,7 +51,7 @@ async function start(opts: IInitOptions): Promise<void> {
     const services = JSON.stringify({ ...packages, distributionUrl, driveNotice });
     timings.mounted = elapsed();
     const canInput = !!(opts.stdinBuffer || opts.browsingContextId);
-    setKernelInterrupt(startKernel(py, canInput ? inputRequest : null, services));
+    setKernelInterrupt(startKernel(py, canInput ? inputRequest : null, blockingSleep(), services));
     timings.started = elapsed();
     post({ type: 'ready', elapsedMs: elapsed(), timings });
     deliverQueued();
@@ -59,6 +63,8 @@ async function start(opts: IInitOptions): Promise<void> {
     post({ type: 'load-error', error: msg });
   }
 }
+
+watchUncaught();
 
 self.onmessage = (ev: MessageEvent<ToWorker>): void => {
   const data = ev.data;

@@ -9,12 +9,13 @@ Three mechanisms, each as small as the platform allows:
   `loop.run_in_executor` serves every later cell). `asyncio.to_thread`, anyio's and trio's `to_thread` copy the
   caller's context themselves. Library code that runs work for a cell on a thread it did not start that way uses
   `concurrent_kernel.set_parent` / `reset_parent`.
-- **fd 1 and 2** become pipes (the originals are kept as duplicates, for the kernel's own logs); a reader thread
-  sends what arrives to the newest running cell (or the last one, once none runs). A print first drains what is
-  already in the pipes (looked at every 500 us at most, before every print while OS-level output flows), and every
-  flush (before each message, and before a request's idle) does too, so a child's output lands in order with the
-  cell's prints and before its idle. The one gap: a raw write to fd 1/2 by the kernel process itself within 500 us
-  of a print, while no OS-level output came for half a second, may follow the print.
+- **fd 1 and 2** become pipes (the originals are kept as duplicates, for the kernel's own logs); a reader on the
+  control thread's event loop (a task per pipe, no thread of its own) sends what arrives to the newest running
+  cell (or the last one, once none runs). A print first drains what is already in the pipes (looked at every
+  500 us at most, before every print while OS-level output flows), and every flush (before each message, and
+  before a request's idle) does too, so a child's output lands in order with the cell's prints and before its
+  idle. The one gap: a raw write to fd 1/2 by the kernel process itself within 500 us of a print, while no
+  OS-level output came for half a second, may follow the print.
 - **Forked children** (multiprocessing's fork start method) inherit the kernel's `sys.stdout`; after the fork it
   writes straight to fd 1/2, which the parent captures.
 """
@@ -33,10 +34,13 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+
 from .._context import current_parent
+from .._loops import current_call_soon_threadsafe
 from .streams import StreamBuffer
 
 log = logging.getLogger("concurrent_kernel")
@@ -172,9 +176,19 @@ READ_PAUSE = 0.001
 class FdCapture:
     """fd 1 and 2 as pipes read into the kernel's StreamBuffer."""
 
-    def __init__(self, streams: StreamBuffer, parent_for: Callable[[], Message | None]) -> None:
+    def __init__(
+        self,
+        streams: StreamBuffer,
+        parent_for: Callable[[], Message | None],
+        spawn: Callable[[Callable[[], Awaitable[None]]], None],
+    ) -> None:
         self._streams = streams
         self._parent_for = parent_for
+        #: Runs the readers on the kernel's control loop (thread-safe).
+        self._spawn = spawn
+        self._reader_scope: anyio.CancelScope | None = None
+        self._reader_call_soon: Callable[..., Any] | None = None
+        self._readers_done = threading.Event()
         self._lock = threading.Lock()
         self._pipes: list[tuple[str, int, Any]] = []  # (stream name, read end, incremental decoder)
         # Reads land here (under _lock): no allocation per read. Made at the first read: 1 MiB of RSS that a kernel
@@ -182,14 +196,10 @@ class FdCapture:
         self._chunk = bytearray()
         self._view = memoryview(self._chunk)
         self._saved: dict[int, int] = {}  # captured fd -> duplicate of the original
-        # One poll object may not be used by two threads at once: the reader has its own, drains (under _lock)
-        # share one.
-        self._poll = select.poll()
+        # Drains (under _lock) share one poll object; the readers wait on the loop.
         self._drain_poll = select.poll()
         self._hot_until = 0.0
-        self._stopping = False
-        self._wake_r, self._wake_w = -1, -1
-        self._thread: threading.Thread | None = None
+        self._started = False
         #: The original fds as text files, for the kernel's own logs.
         self.terminal: dict[int, io.TextIOWrapper] = {}
 
@@ -211,14 +221,11 @@ class FdCapture:
             os.close(write_end)
             os.set_blocking(read_end, False)
             self._pipes.append((name, read_end, codecs.getincrementaldecoder("utf-8")("replace")))
-            self._poll.register(read_end, select.POLLIN)
             self._drain_poll.register(read_end, select.POLLIN)
             self.terminal[fd] = io.TextIOWrapper(
                 io.FileIO(saved, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
                 line_buffering=True,
             )
-        self._wake_r, self._wake_w = os.pipe()
-        self._poll.register(self._wake_r, select.POLLIN)
         self._streams.fds_captured = True
         self._streams.set_drain(self.drain)
         # A fatal error's traceback (PYTHONFAULTHANDLER, -X faulthandler) must reach the terminal: the reader dies
@@ -226,8 +233,8 @@ class FdCapture:
         if faulthandler.is_enabled():
             with contextlib.suppress(Exception):
                 faulthandler.enable(file=self.terminal[2], all_threads=True)
-        self._thread = threading.Thread(target=self._read_forever, name="FdCapture", daemon=True)
-        self._thread.start()
+        self._started = True
+        self._spawn(self._read_forever)
 
     def drain(self) -> float:
         """Read what waits in the pipes into the buffer; the delay before the next check is worth it."""
@@ -245,45 +252,68 @@ class FdCapture:
             self._hot_until = now + HOT_FOR
         return 0.0 if now < self._hot_until else DRAIN_EVERY
 
-    def _read_ready(self, ready: set[int]) -> None:
+    def _read_ready(self, ready: set[int]) -> set[int]:
         """One read from each pipe that poll found readable: the buffer holds a whole pipe, so that is all of
-        it (no second read to learn the pipe is empty)."""
+        it (no second read to learn the pipe is empty). Returns the pipes that reached their end."""
         if not self._chunk:
             self._chunk = bytearray(PIPE_SIZE)
             self._view = memoryview(self._chunk)
+        ended = set()
         for name, fd, decoder in self._pipes:
             if fd in ready:
                 try:
                     count = os.readv(fd, [self._chunk])
-                except OSError:  # nothing there after all (another reader was first), or closed at shutdown
+                except BlockingIOError:  # nothing there after all (a drain was first)
+                    continue
+                except OSError:  # closed at shutdown
+                    ended.add(fd)
                     continue
                 if count:
                     self._streams.write_to(self._parent_for(), name, decoder.decode(self._view[:count]))
+                else:
+                    ended.add(fd)
+        return ended
 
-    def _read_forever(self) -> None:
+    async def _read_forever(self) -> None:
         try:
-            while not self._stopping:
-                ready = self._poll.poll()
-                if self._stopping:
-                    break
-                data = {fd for fd, event in ready if fd != self._wake_r and event & select.POLLIN}
-                if data:
-                    with self._lock:
-                        self._read_ready(data)
-                    self._hot_until = time.monotonic() + HOT_FOR
-                    # Under a flood of small writes (a child printing unbuffered), let them gather: far fewer
-                    # reads, and text waits in the buffer for its flush interval anyway. Prints drain the pipes
-                    # themselves, so this costs no ordering.
-                    time.sleep(READ_PAUSE)
-                elif all(event & (select.POLLHUP | select.POLLERR) for _, event in ready):
-                    time.sleep(0.05)  # no writer left (fds given back): poll would return at once, forever
+            with anyio.CancelScope() as scope:
+                self._reader_scope, self._reader_call_soon = scope, current_call_soon_threadsafe()
+                async with anyio.create_task_group() as tg:
+                    for _, fd, _ in self._pipes:
+                        tg.start_soon(self._read_pipe, fd, name=f"fd capture {fd}")
         except Exception:  # never die silently: the kernel's output would stop
             log.exception("fd capture stopped")
+        finally:
+            self._readers_done.set()
+
+    async def _read_pipe(self, fd: int) -> None:
+        while True:
+            await anyio.wait_readable(fd)
+            with self._lock:
+                ended = self._read_ready({fd})
+            if ended:  # no writer left (fds given back at shutdown)
+                return
+            self._hot_until = time.monotonic() + HOT_FOR
+            # Under a flood of small writes (a child printing unbuffered), let them gather: far fewer reads, and
+            # text waits in the buffer for its flush interval anyway. Prints drain the pipes themselves, so this
+            # costs no ordering.
+            await anyio.sleep(READ_PAUSE)
+
+    def _stop_readers(self) -> None:
+        scope, call_soon = self._reader_scope, self._reader_call_soon
+        if scope is None or call_soon is None or self._readers_done.is_set():
+            return
+        try:
+            call_soon(scope.cancel)
+        except RuntimeError:  # the control loop already closed: the readers ended with it
+            return
+        self._readers_done.wait(2)
 
     def stop(self) -> None:
-        """Read what is left, give fd 1/2 back their originals, end the reader (also after a failed start)."""
-        if self._thread is None and not self._saved:
+        """Read what is left, give fd 1/2 back their originals, end the readers (also after a failed start)."""
+        if not self._started and not self._saved:
             return
+        self._stop_readers()
         for stream in (sys.__stdout__, sys.__stderr__):
             with contextlib.suppress(Exception):
                 stream.flush()  # type: ignore[union-attr]
@@ -297,19 +327,14 @@ class FdCapture:
         if faulthandler.is_enabled():
             with contextlib.suppress(Exception):
                 faulthandler.enable(file=sys.__stderr__, all_threads=True)
-        self._stopping = True
-        if self._thread is not None:
-            os.write(self._wake_w, b"x")
-            self._thread.join(timeout=2)
-            self._thread = None
+        self._started = False
         for terminal in self.terminal.values():
             with contextlib.suppress(Exception):
                 terminal.flush()
-        for fd in (*(fd for _, fd, _ in self._pipes), *self._saved.values(), self._wake_r, self._wake_w):
+        for fd in (*(fd for _, fd, _ in self._pipes), *self._saved.values()):
             if fd >= 0:
                 os.close(fd)
         self._pipes, self._saved, self.terminal = [], {}, {}
-        self._wake_r = self._wake_w = -1
 
 
 # ---------------------------------------------------------------------------------------------- the service
@@ -334,7 +359,8 @@ class Capture:
         install_thread_parents()
         _watch_forks(streams)
         if self._want_fds:
-            fds = FdCapture(streams, self.newest_cell)
+            hub = kernel.control_hub
+            fds = FdCapture(streams, self.newest_cell, lambda run: hub.put(lambda: hub.spawn(run, name="fd capture")))
             try:
                 fds.start()
             except OSError as exc:  # e.g. started with fd 1 or 2 closed: run on, without fd capture

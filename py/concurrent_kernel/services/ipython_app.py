@@ -3,6 +3,9 @@
 The profile (`IPYTHONDIR`, `--profile`), its config files (`ipython_config.py`, then `ipython_kernel_config.py`),
 startup files, `exec_lines` / `exec_files` / `code_to_run` / `module_to_run`, `--matplotlib` / `--gui`, and the
 extensions (IPython's default `storemagic` and those configured) all come from IPython's own application classes.
+In the browser the profile is the worker's own (`~/.ipython`, in memory), unless the site's files hold one at
+`.ipython` (shipped with the site, `"ContentsManager": {"allow_hidden": true}` in jupyter_lite_config.json, or written
+by a notebook): then that one, kept in the browser's storage, so `%store` and startup files persist there.
 
 The class is named `IPKernelApp`, as ipykernel's is, because that is the config section people already have
 (`c.IPKernelApp.exec_lines = [...]` in ipython_kernel_config.py) and the one libraries test for
@@ -27,12 +30,16 @@ from IPython.core.shellapp import InteractiveShellApp, shell_aliases, shell_flag
 from traitlets import Any as AnyTrait
 from traitlets import Bool, Unicode, default
 
+from .._loops import IS_PYODIDE
+
 if TYPE_CHECKING:
     from .._kernel import Kernel
 
 log = logging.getLogger("concurrent_kernel")
 
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+#: In the browser: an IPython profile kept in the site's files (or written there by a notebook) is used.
+SITE_IPYTHON_DIR = "/drive/.ipython"
 
 
 class IPKernelApp(BaseIPythonApplication, InteractiveShellApp):
@@ -96,6 +103,9 @@ def make_app(argv: list[str] | None = None, config: Any = None) -> IPKernelApp:
     ...) and the profile's config files. What cannot be used is logged and left out: an argument IPython does not
     know is dropped on its own; a profile that does not exist falls back to the default one."""
     args = known_arguments(list(argv or []))
+    if IS_PYODIDE and "IPYTHONDIR" not in os.environ and os.path.isdir(SITE_IPYTHON_DIR):
+        # One lookup in the notebook's files (JupyterLite's contents, mounted by the worker before the kernel)
+        os.environ["IPYTHONDIR"] = SITE_IPYTHON_DIR
     app = _initialized(args, config)
     if app is None:
         log.error("the IPython settings %s could not be used; starting with the default profile", args)

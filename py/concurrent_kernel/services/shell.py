@@ -63,7 +63,22 @@ class KernelDisplayHook(DisplayHook):
 
 
 class KernelDisplayPublisher(DisplayPublisher):
-    """Publishes `display_data`, `update_display_data` and `clear_output`."""
+    """Publishes `display_data`, `update_display_data` and `clear_output`.
+
+    Also has ipykernel's `session`, `pub_socket` and `parent_header`: jupyter_client's `execute_interactive`, run in
+    a cell to drive another kernel, sends that kernel's outputs into the cell through them."""
+
+    @property
+    def session(self) -> Any:
+        return self.shell.kernel.session
+
+    @property
+    def pub_socket(self) -> Any:
+        return self.shell.kernel.iopub_socket
+
+    @property
+    def parent_header(self) -> dict[str, Any]:
+        return current_parent.get() or {}
 
     def publish(  # type: ignore[override]
         self,
@@ -368,13 +383,14 @@ def _warm_lexer(shell: InteractiveShell) -> None:
 
 
 def _warm_highlight(shell: InteractiveShell) -> None:
-    """Highlight a line as a traceback does: compiles the lexer's regexes and builds the theme's formatter."""
-    import pygments
+    """Highlight a line as a traceback does: builds the lexer's regexes (once: services/tracebacks.py) and the
+    theme's formatter."""
     import stack_data
     from IPython.utils.PyColorize import theme_table
     from pygments.formatters.terminal256 import Terminal256Formatter
-    from pygments.lexers import get_lexer_by_name
     from pygments.token import Token
+
+    from .tracebacks import pygmented_with_ranges
 
     tb = shell.InteractiveTB
     theme = theme_table[tb._theme_name]
@@ -383,10 +399,7 @@ def _warm_highlight(shell: InteractiveShell) -> None:
         theme.as_pygments_style(), theme.extra_style.get(Token.TbHighlight, tb.tb_highlight)
     )
 
-    class Throwaway(type(get_lexer_by_name("python3"))):  # type: ignore[misc]
-        pass
-
-    pygments.highlight("x = f(1)\n", Throwaway(stripnl=False), Terminal256Formatter(style=style))
+    pygmented_with_ranges(Terminal256Formatter(style=style), "x = f(1)\n", [(4, 8)])
 
 
 _WARM_STEPS = (_warm_module_index, _warm_imports, _warm_lexer, _warm_highlight)

@@ -13,16 +13,19 @@ from collections.abc import Callable
 from typing import Any
 
 from .._kernel import Kernel
+from .._loops import IS_PYODIDE
 from .._messages import Message, MessageFactory
 from .._protocol import Channel, MsgType
+from ..services import suspend
 
 log = logging.getLogger("concurrent_kernel")
 
 SendCallback = Callable[[str, list[Any]], None]
+InputCallback = Callable[[str], str]
+SleepCallback = Callable[[float], bool]
 
 #: The page's and the kernel's channel for the debugger session kept across a page reload (never a Jupyter one).
 DEBUGGER_STATE_CHANNEL = "ck-debugger-state"
-InputCallback = Callable[[str], str]
 
 
 class CallbackTransport:
@@ -40,8 +43,11 @@ class CallbackTransport:
         self._exit_callback = exit_callback
         self._feed: Callable[[str, Message, Any], None] | None = None
         self._early: list[tuple[str, Message]] = []
-        self.blocking_input = self._blocking_input if input_request is not None else None
+        # In Pyodide input() can always wait by suspending its stack, which needs no help from the host.
+        self.blocking_input = self._blocking_input if input_request is not None or IS_PYODIDE else None
         self._input_request = input_request
+        #: input_request msg_id -> the future a suspended input() waits on for its input_reply.
+        self._inputs: dict[str, asyncio.Future[Message]] = {}
         #: The debugger session the page kept from before a reload, until the debugger takes it.
         self.debugger_state: dict[str, Any] | None = None
         self.on_debugger_state: Callable[[dict[str, Any]], None] | None = None
@@ -63,9 +69,27 @@ class CallbackTransport:
         self._send(json.dumps(body, default=str), buffers)
 
     def _blocking_input(self, msg: Message) -> Message:
-        assert self._input_request is not None
+        if suspend.can_suspend():
+            return self._suspended_input(msg)
+        if self._input_request is None:
+            raise RuntimeError(
+                "input() cannot wait here: this Python code was called synchronously from JavaScript, and the page "
+                "is neither cross-origin isolated nor served with an active service worker"
+            )
         body = {**{k: v for k, v in msg.items() if k != "buffers"}, "channel": "stdin"}
         return json.loads(self._input_request(json.dumps(body, default=str)))
+
+    def _suspended_input(self, msg: Message) -> Message:
+        """Send the input_request like any message and suspend this stack until its input_reply comes back (the
+        worker stays free: comm messages, other cells and interrupts are handled meanwhile)."""
+        msg_id = str(msg["header"]["msg_id"])
+        reply: asyncio.Future[Message] = asyncio.get_event_loop().create_future()
+        self._inputs[msg_id] = reply
+        try:
+            self.send(Channel.STDIN, msg)
+            return suspend.block_on(reply)
+        finally:
+            self._inputs.pop(msg_id, None)
 
     async def start(self, feed: Callable[[str, Message, Any], None]) -> None:
         self._feed = feed
@@ -90,11 +114,25 @@ class CallbackTransport:
                 else:
                     self.debugger_state = state
             return
+        if channel == Channel.STDIN and self._inputs and self._resolve_input(msg):
+            return
         msg["buffers"] = [memoryview(bytes(b)) for b in (buffers or [])]
         if self._feed is None:
             self._early.append((channel, msg))
         else:
             self._feed(channel, msg, None)
+
+    def _resolve_input(self, msg: Message) -> bool:
+        """Hand an input_reply to the suspended input() waiting for it (a reply without a parent: the oldest)."""
+        parent = msg.get("parent_header")
+        parent_id = parent.get("msg_id") if isinstance(parent, dict) else None
+        waiting = self._inputs.get(parent_id) if isinstance(parent_id, str) else None
+        if waiting is None and not parent_id:
+            waiting = next(iter(self._inputs.values()), None)
+        if waiting is None or waiting.done():
+            return False
+        waiting.set_result(msg)
+        return True
 
     def close(self) -> None:
         self._feed = None
@@ -114,6 +152,7 @@ class Handle:
         self.transport.receive(msg_json, buffers)
 
     def interrupt(self) -> None:
+        suspend.interrupt_waiting()  # a suspended time.sleep / input() raises KeyboardInterrupt
         self.kernel.interrupt()
 
     async def shutdown(self) -> None:
@@ -121,16 +160,25 @@ class Handle:
         await self.task
 
 
-def start(send: SendCallback, input_request: InputCallback | None = None, *, backend: str = "asyncio",
-          debugger: bool = False) -> Handle:
+def start(
+    send: SendCallback,
+    input_request: InputCallback | None = None,
+    *,
+    backend: str = "asyncio",
+    blocking_sleep: SleepCallback | None = None,
+    debugger: bool = False,
+) -> Handle:
     """Schedule a kernel on the running asyncio loop (never anyio.run: in Pyodide a loop always runs).
 
+    `blocking_sleep`: the host's wait for a time.sleep that cannot suspend its stack (services/suspend.py).
     `debugger`: offer JupyterLab's debugger (services/debugger/monitoring.py). Only the host knows whether it can
-    work: a stopped cell suspends its stack, which needs JSPI and every entry into Python made suspendable."""
+    work: a stopped cell suspends its stack, which needs JSPI.
+    """
     from traitlets.config import Config
 
     if backend != "asyncio":
         raise ValueError("the callback transport runs on the host's asyncio loop; backend must be 'asyncio'")
+    suspend.install(blocking_sleep)
     config = Config()
     config.HistoryManager.hist_file = ":memory:"  # no history thread: Pyodide has no threads
     transport = CallbackTransport(send, input_request)

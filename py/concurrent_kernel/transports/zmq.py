@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -121,6 +122,8 @@ class ZMQTransport:
             raise ConnectionFileError(str(exc)) from None
         #: Builds the messages the transport sends on its own (iopub_welcome); the kernel's factory once known.
         self._messages = MessageFactory()
+        #: Checks the I/O thread runs about once a second (the launcher's parent watch): no thread of their own.
+        self.every_second: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------ setup
 
@@ -228,14 +231,19 @@ class ZMQTransport:
         poller.register(self._wake_read, zmq.POLLIN)
         by_socket = {self.sockets[name]: name for name in (*_ROUTED, Channel.IOPUB)}
         wake = self._wake_read
+        due = time.monotonic() + 1.0
         while True:
             if self._closing:
                 self._forward_outgoing()  # the last replies (shutdown_reply, idle) must still go out
                 return
             try:
-                events = poller.poll()
+                events = poller.poll(1000 if self.every_second else None)
             except zmq.ZMQError:
                 break
+            if self.every_second and time.monotonic() >= due:
+                due = time.monotonic() + 1.0
+                for check in self.every_second:
+                    check()
             for sock, _ in events:
                 try:
                     if sock == wake:

@@ -16,6 +16,26 @@ export function useInterruptBuffer(py: IPyodide, buffer: SharedArrayBuffer): voi
   py.setInterruptBuffer(all.subarray(0, 1));
 }
 
+/**
+ * time.sleep for a Python stack that cannot be suspended (services/suspend.py): the worker waits on the interrupt
+ * buffer, so it uses no CPU and an interrupt (the page sets the buffer and notifies) ends the wait. Returns whether
+ * an interrupt ended it, having taken the signal (Python raises KeyboardInterrupt itself). Null where there is no
+ * buffer (the page is not cross-origin isolated): Python's own sleep then.
+ */
+export function blockingSleep(): ((seconds: number) => boolean) | null {
+  if (!interruptArray) {
+    return null;
+  }
+  const array = interruptArray;
+  return (seconds: number): boolean => {
+    const end = performance.now() + seconds * 1000;
+    for (let left = seconds * 1000; left > 0 && Atomics.load(array, 0) === 0; left = end - performance.now()) {
+      Atomics.wait(array, 0, 0, left);
+    }
+    return Atomics.compareExchange(array, 0, 2, 0) === 2;
+  };
+}
+
 /** The kernel's own interrupt (cancels awaiting cells), once it has started. */
 export function setKernelInterrupt(interrupt: IPyProxy): void {
   interruptKernel = interrupt;

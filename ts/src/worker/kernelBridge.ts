@@ -3,11 +3,15 @@
  * without waiting on execution; every message Python sends comes back through one callback and is posted.
  */
 import { noteOutgoing } from './background';
+import { hasDied, isFatal, reportFatal } from './faults';
 import { later, setHeldDelivery } from './laterFiles';
 import { post } from './page';
 import type { IPyProxy, IPyodide } from './types';
 
 let receive: IPyProxy | null = null;
+
+/** Whether this browser can suspend wasm (JSPI), as Pyodide decides it: callPromising throws where it cannot. */
+const JSPI = 'Suspending' in WebAssembly || 'Suspender' in WebAssembly;
 /** Messages that arrived before the kernel was started. */
 let queue: Array<{ msgJson: string; buffers: ArrayBuffer[] }> = [];
 let failed = false;
@@ -16,7 +20,7 @@ let failed = false;
 const GLUE = `
 from pyodide.ffi import to_js as _to_js
 
-def _ck_start(js_send, js_input, services_json):
+def _ck_start(js_send, js_input, js_sleep, services_json):
     from concurrent_kernel import callback_transport
 
     def send(msg_json, buffers):
@@ -26,7 +30,9 @@ def _ck_start(js_send, js_input, services_json):
     def input_request(msg_json):
         return js_input(msg_json)
 
-    handle = callback_transport.start(send, input_request if js_input is not None else None)
+    handle = callback_transport.start(
+        send, input_request if js_input is not None else None, blocking_sleep=js_sleep
+    )
     from concurrent_kernel.services import packages
     packages.setup(handle.kernel, services_json)
 
@@ -37,17 +43,19 @@ def _ck_start(js_send, js_input, services_json):
 `;
 
 /**
- * Start the kernel in PY with the page's callbacks (INPUT answers input(), or null) and the package settings;
- * returns the kernel's interrupt function.
+ * Start the kernel in PY with the page's callbacks (INPUT answers an input() that cannot suspend its stack, SLEEP is
+ * a time.sleep that cannot: either may be null) and the package settings; returns the kernel's interrupt function.
  */
 export function startKernel(
   py: IPyodide,
   input: ((msgJson: string) => string) | null,
+  sleep: ((seconds: number) => boolean) | null,
   servicesJson: string
 ): IPyProxy {
   py.runPython(GLUE);
   const startFn = py.globals.get('_ck_start');
-  const result = startFn(sendOut, input, servicesJson) as IPyProxy & {
+  // undefined, not null: Pyodide gives Python JS null as JsNull, not None.
+  const result = startFn(sendOut, input ?? undefined, sleep ?? undefined, servicesJson) as IPyProxy & {
     toJs(): IPyProxy[];
   };
   const [receiveFn, interruptKernel] = result.toJs();
@@ -73,7 +81,7 @@ export function markFailed(): void {
 
 /** A message from the page: to Python, or queued until the kernel has started. */
 export function fromPage(msgJson: string, buffers: ArrayBuffer[]): void {
-  if (failed) {
+  if (failed || hasDied()) {
     return;
   }
   if (receive) {
@@ -102,7 +110,7 @@ function deliver(msgJson: string, buffers: ArrayBuffer[]): void {
   const bufs = buffers.map(b => new Uint8Array(b));
   try {
     const r = receive!;
-    if (r.callPromising) {
+    if (r.callPromising && JSPI) {
       // Entering Python this way lets the core block on coroutines (JSPI).
       r.callPromising(msgJson, bufs).catch(err => reportHandlerError(msgJson, err));
     } else {
@@ -124,5 +132,9 @@ function msgTypeOf(msgJson: string): string | undefined {
 }
 
 function reportHandlerError(msgJson: string, err: unknown): void {
-  post({ type: 'handler-error', msgJson, error: String((err as Error)?.message ?? err) });
+  if (isFatal(err)) {
+    reportFatal(err);
+  } else {
+    post({ type: 'handler-error', msgJson, error: String((err as Error)?.message ?? err) });
+  }
 }

@@ -3,12 +3,12 @@ import { keepDecoded } from '../decodedCache';
 import { fetchBrotli } from './brotli';
 import { writeFiles } from './files';
 import { awaitLaterFiles, awaitRecords } from './laterFiles';
-import { elapsed } from './page';
+import { elapsed, log } from './page';
 import { early, setOnInstantiated } from './prefetch';
 import { getModuleFactory, loadPyodideFrom } from './pyodideLoader';
 import { deferStdlib } from './stdlib';
 import { fetchBytes } from './streams';
-import type { IPyodide, ISnapshotFiles } from './types';
+import type { IModule, IPyodide, ISnapshotFiles } from './types';
 
 /**
  * Start Python from the memory snapshot written at build time (ts/scripts/make_snapshot.mjs): the interpreter
@@ -51,6 +51,7 @@ export async function restoreSnapshot(
     // Pyodide writes what it gets as the zip: an empty file here, the real one behind it (deferStdlib).
     early.set(base + snapshot.stdlib.name, Promise.resolve(new Response(new Uint8Array(0))));
   }
+  let trampoline: (() => void) | null = null;
   const py = await loadPyodideFrom(base, {
     _loadSnapshot: bytes,
     // Pyodide asks for INITIAL_MEMORY of the snapshot's size, but this build creates its memory inside the wasm
@@ -62,12 +63,14 @@ export async function restoreSnapshot(
         throw new Error("the module was instantiated without the snapshot's delta being undone");
       }
       module.growMemory(bytes.length);
+      trampoline = keepTrampoline(module);
       if (snapshot.stdlib) {
         deferStdlib(module, base + snapshot.stdlib.name, snapshot.stdlib.size, timings);
       }
       return module;
     }
   });
+  trampoline!();
   timings.snapshot = elapsed();
   writeFiles(py, await files);
   timings.files = elapsed();
@@ -78,6 +81,27 @@ export async function restoreSnapshot(
     }
   }
   return py;
+}
+
+/**
+ * CPython calls C function pointers through a trampoline that this runtime chose as the module started (Pyodide's
+ * preRun): a small wasm module where the browser has wasm GC, else a JavaScript function. The snapshot's memory holds
+ * the choice of the runtime that took it (Node, which has no wasm GC: the JavaScript one), and a JavaScript frame on
+ * the stack makes every suspension of Python (JSPI: time.sleep, run_sync) a fatal "SuspendError: trying to suspend
+ * JS frames". Read this runtime's choice before the restore; the returned function writes it back after.
+ */
+function keepTrampoline(module: IModule): () => void {
+  const runtime = module.__PyRuntime;
+  const offsetAt = module.__PyEM_EMSCRIPTEN_TRAMPOLINE_OFFSET;
+  if (runtime === undefined || offsetAt === undefined) {
+    log('warn', 'this Pyodide does not export its call trampoline: Python calls that suspend may fail');
+    return () => undefined;
+  }
+  const slot = (): number => (runtime + module.HEAP32[offsetAt >>> 2]) >>> 2;
+  const chosen = module.HEAP32[slot()];
+  return () => {
+    module.HEAP32[slot()] = chosen;
+  };
 }
 
 /** TARGET[AT..AT+LENGTH] ^= SOURCE[FROM..FROM+LENGTH], a word at a time where both are aligned. */

@@ -15,6 +15,7 @@ export interface IPyodide {
   globals: { get(name: string): IPyProxy };
   setInterruptBuffer(buffer: Int32Array): void;
   checkInterrupt(): void;
+  setStdin(options: { stdin?: () => string | undefined }): void;
   FS: {
     mkdirTree(path: string): void;
     writeFile(path: string, data: Uint8Array, opts?: { canOwn?: boolean }): void;
@@ -25,7 +26,7 @@ export interface IPyodide {
   PATH: unknown;
   ERRNO_CODES: Record<string, number>;
   version: string;
-  _api: { lockfile_packages: Record<string, { file_name: string }> };
+  _api: { lockfile_packages: Record<string, { file_name: string }>; on_fatal?: (err: unknown) => void };
 }
 export interface ISnapshotFiles {
   memory: string;
@@ -73,6 +74,10 @@ export interface IModule {
   growMemory(bytes: number): void;
   FS: IEmscriptenFS;
   ERRNO_CODES: Record<string, number>;
+  HEAP32: Int32Array;
+  /** Addresses of CPython's runtime state and of the offset of its call trampoline in it (Emscripten exports). */
+  __PyRuntime?: number;
+  __PyEM_EMSCRIPTEN_TRAMPOLINE_OFFSET?: number;
 }
 
 /** The parts of Emscripten's FS (MEMFS) that a file read on first open needs. */
