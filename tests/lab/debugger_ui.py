@@ -94,3 +94,12 @@ def turn_on(page: Any, panel_selector: str) -> None:
         page.locator(button).click()
     page.wait_for_function("(s) => document.querySelector(s).getAttribute('aria-pressed') === 'true'", arg=button)
     page.evaluate("() => window.jupyterapp.shell.activateById('jp-debugger-sidebar')")
+    # The button is pressed before the session has started (initialize, attach, configurationDone): a cell run
+    # before then keeps a single-threaded kernel (the browser's) from answering them. The call stack's pause
+    # button is enabled once the session has started.
+    page.wait_for_function(_PAUSE_ENABLED, arg=f'{SIDEBAR} [data-command="debugger:continue"]', timeout=60_000)
+
+
+_PAUSE_ENABLED = """
+(s) => { const b = document.querySelector(s); return !!b && b.getAttribute('aria-disabled') === 'false'; }
+"""

@@ -22,6 +22,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..._context import current_execution
+from ..suspend import block_on, can_suspend
 from .hooks import CodeHooks
 from .threads import DapThread, Stop, Threads
 from .tracer import CONTINUE, EXCEPTION_FILTERS, INTERRUPT, STEPS, Breakpoint, Tracer, UserCode
@@ -41,19 +42,11 @@ _internal: ContextVar[bool] = ContextVar("concurrent_kernel_debugger_internal", 
 PAUSE_SIGNAL = 10
 
 
-def can_suspend() -> bool:
-    """Whether the running code can be suspended here (JSPI, and Python entered through a promising call)."""
-    try:
-        from pyodide.ffi import can_run_sync
-    except ImportError:
-        return False
-    return bool(can_run_sync())
-
-
 def suspend(waiter: asyncio.Future[str]) -> str:
-    from pyodide.ffi import run_sync
-
-    return str(run_sync(waiter))
+    """Wait for the resume request with this stack suspended (services/suspend.py). Not as an interruptible wait:
+    the kernel's interrupt ends a stopped *cell* (interrupt_execution), as on CPython; a stopped background task or
+    comm callback stays stopped until continued."""
+    return str(block_on(waiter, interruptible=False))
 
 
 def _response(request: dict[str, Any], success: bool = True, body: dict[str, Any] | None = None,
