@@ -45,6 +45,7 @@ def site(tmp_path: Path) -> Path:
     own = tmp_path / lite_app_pack.OWN_EXTENSION
     own.mkdir(parents=True)
     (own / "383.f00.js").write_text(_chunk("concurrent_kernel", 383))
+    (own / "ck-lazy-debugger.d00.js").write_text(_chunk("concurrent_kernel", 777))
     (own / "remoteEntry.abc.js").write_text("var _JUPYTERLAB;")
     return tmp_path
 
@@ -54,8 +55,10 @@ def test_pack_holds_the_listed_chunks_and_the_kernels_own(site: Path) -> None:
     pack = lite_app_pack.pack_app(site, "repl", chunks)
     assert pack is not None and pack.parent == site / "build" and pack.name.startswith("ck-app-repl.")
     source = gzip.decompress(pack.read_bytes()).decode()
-    # Listed order, missing and non-chunk files left out, this kernel's chunks added, source map comments gone.
+    # Listed order, missing and non-chunk files left out, this kernel's chunks added (not those it loads only when
+    # needed: the debugger panel's), source map comments gone.
     assert source.index("push([[2]") < source.index("push([[1]") < source.index("push([[383]")
+    assert "push([[777]" not in source
     assert "a worker script" not in source and "sourceMappingURL" not in source
     html = (site / "repl" / "index.html").read_text()
     assert f"'../build/{pack.name}'" in html

@@ -17,5 +17,21 @@ const early = esbuild.buildSync({
 }).outputFiles[0].text;
 
 module.exports = {
-  plugins: [new rspack.BannerPlugin({ banner: early, raw: true, include: /^remoteEntry\./ })]
+  plugins: [new rspack.BannerPlugin({ banner: early, raw: true, include: /^remoteEntry\./ })],
+  // The carried debugger panel (ts/src/debugger.ts), imported only when a kernel offers the debugger, goes in one
+  // chunk named ck-lazy-debugger: the app pack (concurrent_kernel/lite_app_pack.py) leaves ck-lazy-* chunks out,
+  // so a page fetches it only when it is used.
+  optimization: {
+    splitChunks: {
+      cacheGroups: {
+        debuggerPanel: {
+          // with the CSS loader's runtime, which only the panel's stylesheet uses
+          test: /[\\/]node_modules[\\/](@jupyterlab[\\/]debugger(-extension)?|css-loader|style-loader)[\\/]/,
+          name: 'ck-lazy-debugger',
+          chunks: 'async',
+          enforce: true
+        }
+      }
+    }
+  }
 };

@@ -516,8 +516,8 @@ class Kernel:
                     execution.interrupt()
                 except RuntimeError:  # its loop closed as it ended; raising here would end the main loop (SIGINT)
                     log.debug("interrupt: a cell's loop had already closed")
-                if self.debugger is not None and not execution.is_main_thread:
-                    self.debugger.interrupt_thread(execution.thread_id)  # resume it if stopped at a breakpoint
+                if self.debugger is not None:
+                    self.debugger.interrupt_execution(execution)  # resume it if stopped at a breakpoint
         return raise_here
 
     def request_interrupt(self) -> None:

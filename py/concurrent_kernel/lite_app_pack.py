@@ -34,6 +34,8 @@ LOADER_MARK = "data-ck-app-pack"
 BUNDLE_ANCHOR = "  document.head.appendChild(bundle);\n"
 BUNDLE_GATED = "  globalThis.ckConfigReady?.();\n  await globalThis.ckAppPack;\n" + BUNDLE_ANCHOR
 EARLY_SCRIPT = f"{OWN_EXTENSION}/ck-early.js"
+# The extension's chunks loaded only when needed (the debugger panel, ts/src/debugger.ts): never in a pack.
+LAZY_PREFIX = "ck-lazy-"
 # Link speed test on the pack's first bytes: as ts/src/early.ts FAST_LINK (bytes/s), on its first 256 KB.
 FAST_LINK = 8_000_000
 PROBE_BYTES = 256 * 1024
@@ -138,7 +140,8 @@ def pack_app(site: Path, app: str, chunks: list[str]) -> Path | None:
     utils = config_utils.read_text()
     if not found or (BUNDLE_GATED not in utils and BUNDLE_ANCHOR not in utils):
         return None
-    own = sorted(p.relative_to(site).as_posix() for p in (site / OWN_EXTENSION).glob("*.js") if is_chunk(p))
+    own = sorted(p.relative_to(site).as_posix() for p in (site / OWN_EXTENSION).glob("*.js")
+                 if is_chunk(p) and not p.name.startswith(LAZY_PREFIX))
     files = [site / c for c in dict.fromkeys([*chunks, *own]) if is_chunk(site / c)]
     if not files:
         return None

@@ -4,76 +4,20 @@ interrupt button; while the cell is stopped, a `# task` cell runs and prints."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from e2e_helpers import spec_name
 
+from .debugger_ui import SIDEBAR, callstack_button, click_breakpoint, top_frame_line, turn_on, wait_variables
 from .lab import LabNotebook, LabServer, output_text
 
 pytestmark = pytest.mark.browser
 
 CELL = "def add(a, b):\n    total = a + b\n    return total\n\nresult = add(2, 3)\nprint('result is', result)"
 TASK_CELL = "# task\nprint('task ran while stopped')"
-SIDEBAR = "#jp-debugger-sidebar"
-
-
-def _variables_text(page: Any) -> str:
-    return str(page.evaluate(
-        "(s) => { const n = document.querySelector(s + ' .jp-DebuggerVariables'); return n ? n.innerText : ''; }",
-        SIDEBAR,
-    ))
-
-
-def _wait_variables(page: Any, needle: str, timeout: float = 60.0) -> str:
-    """The variables panel's text (name and value on lines of their own) once it holds `needle`."""
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        text = _variables_text(page)
-        if needle in text:
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"{needle!r} not in the variables panel: {text!r}")
-
-
-def _callstack_button(page: Any, command: str) -> Any:
-    return page.locator(f'{SIDEBAR} [data-command="{command}"]').first
-
-
-def _top_frame_line(page: Any) -> str:
-    return str(page.evaluate(
-        "(s) => { const n = document.querySelector(s + ' .jp-DebuggerCallstackFrame.selected, '"
-        " + s + ' .jp-DebuggerCallstackFrame'); return n ? n.innerText : ''; }",
-        SIDEBAR,
-    ))
-
-
-_KERNEL_BREAKPOINTS = """
-async (id) => {
-  const panel = [...window.jupyterapp.shell.widgets('main')].find(w => w.id === id);
-  const kernel = panel.sessionContext.session.kernel;
-  const future = kernel.requestDebug({type: 'request', seq: 0, command: 'debugInfo', arguments: {}});
-  const reply = await future.done;
-  return reply.content.body.breakpoints.map(b => b.breakpoints.map(p => p.line)).flat();
-}
-"""
-
-
-def _wait_kernel_breakpoint(page: Any, panel_selector: str, line: int, timeout: float = 60.0) -> None:
-    """The click in the gutter reaches the kernel asynchronously: wait until debugInfo lists the breakpoint."""
-    deadline = time.monotonic() + timeout
-    lines: list[int] = []
-    while time.monotonic() < deadline:
-        lines = page.evaluate(_KERNEL_BREAKPOINTS, panel_selector.lstrip("#"))
-        if line in lines:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"the kernel has no breakpoint on line {line}: {lines}")
 
 
 def _fresh_notebook(page: Any, server: LabServer, kernel_name: str, cells: list[str]) -> LabNotebook:
@@ -85,25 +29,6 @@ def _fresh_notebook(page: Any, server: LabServer, kernel_name: str, cells: list[
     return LabNotebook.create(page, f"debug-{uuid.uuid4().hex[:8]}.ipynb", kernel_name, cells)
 
 
-def _click_breakpoint(page: Any, panel_selector: str, line: int) -> None:
-    """Click the breakpoint gutter of the first cell at `line`, as a user does (gutter element 0 is CodeMirror's
-    hidden spacer). The gutter is rebuilt while JupyterLab starts its debug session, and a click then is lost:
-    click again until the kernel has the breakpoint."""
-    gutter = page.locator(f"{panel_selector} .jp-Cell").nth(0).locator(".cm-breakpoint-gutter .cm-gutterElement")
-    panel_id = panel_selector.lstrip("#")
-    for _ in range(5):
-        time.sleep(2.0)
-        if line in page.evaluate(_KERNEL_BREAKPOINTS, panel_id):
-            return  # a click that was slow to arrive: clicking again would take it away
-        try:
-            gutter.nth(line).click(timeout=10_000)
-            _wait_kernel_breakpoint(page, panel_selector, line, timeout=5.0)
-            return
-        except (AssertionError, PlaywrightTimeoutError):
-            continue
-    _wait_kernel_breakpoint(page, panel_selector, line, timeout=5.0)
-
-
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_breakpoint_variables_step_continue_task_and_interrupt(
@@ -112,39 +37,31 @@ def test_breakpoint_variables_step_continue_task_and_interrupt(
     nb = _fresh_notebook(lab_page, lab_server, spec_name(backend), [CELL, TASK_CELL])
     page = nb.page
     sel = nb.panel_selector()
-    bug = page.locator(f"{sel} .jp-DebuggerBugButton")
-    # enabled once JupyterLab has checked the kernelspec (metadata.debugger) and the kernel
-    page.wait_for_function("(s) => document.querySelector(s)?.getAttribute('aria-disabled') === 'false'",
-                           arg=f"{sel} .jp-DebuggerBugButton")
-    page.wait_for_timeout(1000)
-    if bug.get_attribute("aria-pressed") != "true":  # JupyterLab may restore an earlier session's state
-        bug.click()
-    page.wait_for_function("(s) => document.querySelector(s).getAttribute('aria-pressed') === 'true'",
-                           arg=f"{sel} .jp-DebuggerBugButton")
-    page.evaluate("() => window.jupyterapp.shell.activateById('jp-debugger-sidebar')")
+    # the bug button is enabled once JupyterLab has checked the kernelspec (metadata.debugger) and the kernel
+    turn_on(page, sel)
     # a breakpoint on line 2 of the first cell, clicked in the gutter (element 0 is CodeMirror's hidden spacer)
-    _click_breakpoint(page, sel, 2)
+    click_breakpoint(page, sel, 2)
     page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
 
     nb.run_cell_keyboard(0)
     # stopped in add(): the variables panel shows the frame's locals
-    assert _wait_variables(page, "a\n2\nb\n3").startswith("a\n2\nb\n3")
-    assert _top_frame_line(page).startswith("add\n") and _top_frame_line(page).endswith(".py:2")
+    assert wait_variables(page, "a\n2\nb\n3").startswith("a\n2\nb\n3")
+    assert top_frame_line(page).startswith("add\n") and top_frame_line(page).endswith(".py:2")
     assert nb.is_running(0)
     # the kernel is not stopped with it: a task cell runs and prints meanwhile
     nb.run_cell_keyboard(1)
     assert "task ran while stopped" in nb.wait_output(1, "task ran while stopped")
     assert nb.is_running(0)
 
-    _callstack_button(page, "debugger:next").click()
-    assert "total\n5" in _wait_variables(page, "total\n5")
-    assert _top_frame_line(page).endswith(".py:3")
-    _callstack_button(page, "debugger:continue").click()
+    callstack_button(page, "debugger:next").click()
+    assert "total\n5" in wait_variables(page, "total\n5")
+    assert top_frame_line(page).endswith(".py:3")
+    callstack_button(page, "debugger:continue").click()
     assert "result is 5" in output_text(nb.wait_done(0))
 
     # stopped again; the notebook's interrupt button ends the stopped cell
     nb.run_cell_keyboard(0)
-    _wait_variables(page, "a\n2\nb\n3")
+    wait_variables(page, "a\n2\nb\n3")
     nb.interrupt_button().click()
     outputs = nb.wait_done(0)
     assert "KeyboardInterrupt" in output_text(outputs), outputs
@@ -182,17 +99,11 @@ def test_a_reloaded_page_restores_the_stopped_cell(lab_page: Any, lab_server: La
     nb = _fresh_notebook(lab_page, lab_server, spec_name("asyncio"), [CELL])
     page = nb.page
     sel = nb.panel_selector()
-    bug = page.locator(f"{sel} .jp-DebuggerBugButton")
-    page.wait_for_function("(s) => document.querySelector(s)?.getAttribute('aria-disabled') === 'false'",
-                           arg=f"{sel} .jp-DebuggerBugButton")
-    page.wait_for_timeout(1000)
-    if bug.get_attribute("aria-pressed") != "true":
-        bug.click()
-    page.evaluate("() => window.jupyterapp.shell.activateById('jp-debugger-sidebar')")
-    _click_breakpoint(page, sel, 2)
+    turn_on(page, sel)
+    click_breakpoint(page, sel, 2)
     page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
     nb.run_cell_keyboard(0)
-    _wait_variables(page, "a\n2\nb\n3")
+    wait_variables(page, "a\n2\nb\n3")
 
     page.reload()
     page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
@@ -203,8 +114,8 @@ def test_a_reloaded_page_restores_the_stopped_cell(lab_page: Any, lab_server: La
     page.wait_for_function("(s) => document.querySelector(s)?.getAttribute('aria-pressed') === 'true'",
                            arg=f"#{panel_id} .jp-DebuggerBugButton", timeout=60_000)
     page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
-    assert _wait_variables(page, "a\n2\nb\n3").startswith("a\n2\nb\n3")
-    _callstack_button(page, "debugger:continue").click()
+    assert wait_variables(page, "a\n2\nb\n3").startswith("a\n2\nb\n3")
+    callstack_button(page, "debugger:continue").click()
     # the stopped cell ran to its end: a cell queued behind it runs and sees what it assigned
     printed = page.evaluate(_RUN_AND_READ, {"id": panel_id, "code": "print('result was', result)"})
     assert printed == "result was 5\n"

@@ -1,5 +1,6 @@
-"""Run the core's in-memory-transport tests (tests/test_core_*.py) and the callback transport's tests
-(tests/test_callback_transport.py) inside Pyodide under Node.
+"""Run the core's in-memory-transport tests (tests/test_core_*.py), the callback transport's tests
+(tests/test_callback_transport.py) and the browser debugger's (tests/pyodide/debugger_in_pyodide.py) inside Pyodide
+under Node.
 
 "The same core in CPython and in the browser" is tested, not claimed: the very test files the CPython
 suite runs are collected by pytest inside Pyodide 314 (CPython 3.14 on wasm32) with the Pyodide wheels of
@@ -50,7 +51,10 @@ def test_core_tests_pass_inside_pyodide() -> None:
     assert node, "node is required (Node >= 20)"
     if not (PYODIDE_DIR / "ck-manifest.json").exists():
         pytest.fail(f"{PYODIDE_DIR} is not built: run `bash scripts/setup-browser.sh` (or npm run build)")
-    tests = [*(ROOT / "tests").glob("test_core_*.py"), ROOT / "tests" / "test_callback_transport.py"]
+    # debugger_in_pyodide.py: the browser's debugger backend, which needs Pyodide's stack switching (its name keeps
+    # CPython's pytest from collecting it).
+    tests = [*(ROOT / "tests").glob("test_core_*.py"), ROOT / "tests" / "test_callback_transport.py",
+             HERE / "debugger_in_pyodide.py"]
     test_files = sorted(str(p.relative_to(ROOT)) for p in tests)
     assert test_files, "no tests/test_core_*.py to run"
     cmd = [

@@ -23,6 +23,10 @@ node_modules/.bin/esbuild ts/src/worker.ts --bundle --format=esm --target=es2022
   --log-level=warning --outfile=ts/lib/worker.js
 
 echo "[build] labextension"
+# The carried debugger panel's settings, under the id its main plugin gets here (ts/src/debugger.ts): JupyterLite
+# names a federated extension's settings after the extension. The schema is the package's, as published.
+mkdir -p ts/schema
+cp node_modules/@jupyterlab/debugger-extension/schema/main.json ts/schema/debugger-panel.json
 "$VENV/bin/jupyter-builder" build . >"$CACHE.builder.log" 2>&1 || { cat "$CACHE.builder.log"; exit 1; }
 rm -f "$CACHE.builder.log"
 cp ts/lib/worker.js "$OUT/static/ck-worker.js"

@@ -6,6 +6,7 @@ import { PageConfig } from '@jupyterlab/coreutils';
 import { IServiceWorkerManager } from '@jupyterlite/apputils';
 import { IKernelClient, IKernelSpecs } from '@jupyterlite/services';
 
+import debuggerPlugin, { canSuspendWasm, debuggerDisabled } from './debugger';
 import { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
 import type { IPackageSettings } from './protocol';
 import { KERNEL_NAME, MARKS, PLUGIN_ID, spareUrls, spareWanted, STOCK_PLUGIN_ID } from './spare';
@@ -129,12 +130,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     }
 
+    // The debugger (./debugger.ts): offered where a stopped cell can suspend its stack, unless the site leaves
+    // it out. The kernelspec says so as the CPython kernel's does (JupyterLab shows its panel only then).
+    const offerDebugger = canSuspendWasm() && !debuggerDisabled();
     kernelSpecs.register({
       spec: {
         name: KERNEL_NAME,
         display_name: 'Python (concurrent)',
         language: 'python',
         argv: [],
+        metadata: { debugger: offerDebugger },
         resources: { 'logo-32x32': LOGO, 'logo-64x64': LOGO }
       },
       create: async options => {
@@ -151,7 +156,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
           onShutDown: kernel => void kernelClient?.shutdown(kernel.id),
           contentsManager: app.serviceManager.contents,
           serviceWorkerEnabled,
-          packages: packageSettings(conf, baseUrl)
+          packages: packageSettings(conf, baseUrl),
+          debugger: offerDebugger,
+          sessionPath: () => sessionPath(app, options.id)
         });
       }
     });
@@ -172,4 +179,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+/** The path of the notebook (or console) whose session runs this kernel, once the session lists it. */
+function sessionPath(app: JupyterFrontEnd, kernelId: string): string | undefined {
+  for (const session of app.serviceManager.sessions.running()) {
+    if (session.kernel?.id === kernelId) {
+      return session.path;
+    }
+  }
+  return undefined;
+}
+
+export default [plugin, debuggerPlugin];

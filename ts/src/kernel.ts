@@ -22,6 +22,7 @@ import {
   STDIN_HEADER_BYTES,
   ToWorker
 } from './protocol';
+import { DEBUGGER_STATE_CHANNEL, DebuggerSessionKeeper, noteDebuggerOffered, PAUSE_SIGNAL } from './debuggerSession';
 import { ISpare, MARKS, startSpare, takeEarlySpare } from './spare';
 
 /** Milliseconds the worker gets to acknowledge an interrupt before we escalate. */
@@ -60,6 +61,10 @@ export namespace ConcurrentKernel {
     takeWorker?: () => Worker;
     /** The kernel shut itself down (do_shutdown(False)): the plugin shuts it down in the app's kernel client. */
     onShutDown?: (kernel: ConcurrentKernel) => void;
+    /** Offer the debugger (./debugger.ts). */
+    debugger?: boolean;
+    /** The path of the notebook this kernel runs for (its debug session is kept under it across a reload). */
+    sessionPath?: () => string | undefined;
     /**
      * Called once, when Python is running and the kernel has then been quiet for QUIET_MS (or is disposed):
      * the pool warms the next spare then, not while the user's first cells compete with it for the CPU.
@@ -167,6 +172,9 @@ export class ConcurrentKernel implements IKernel {
     this._isolated = typeof SharedArrayBuffer !== 'undefined' && !!globalThis.crossOriginIsolated;
     this._onQuiet = options.onQuiet;
     this._options = options;
+    this._debuggerSession = options.sessionPath
+      ? new DebuggerSessionKeeper(options.baseUrl, options.sessionPath)
+      : null;
     this._worker = this._startWorker(
       options.worker ?? new Worker(options.workerUrl, { type: 'module', name: 'concurrent-kernel' })
     );
@@ -251,6 +259,20 @@ export class ConcurrentKernel implements IKernel {
     if (m.header.msg_type === 'execute_request') {
       this._executing.set(m.header.msg_id, m);
       this._lastExecute = m;
+    }
+    if (m.header.msg_type === 'debug_request' && (m.content as { command?: unknown }).command === 'pause') {
+      // A busy cell would see the pause request only once it finishes: signal it through the interrupt buffer
+      // (unless an interrupt is waiting there).
+      if (this._interruptBuffer && this._pythonReady) {
+        Atomics.compareExchange(new Int32Array(this._interruptBuffer), 0, 0, PAUSE_SIGNAL);
+      }
+    }
+    if (m.header.msg_type === 'debug_request' && this._debuggerSession) {
+      // Before the panel's first request after a reload: the session this notebook's kernel had (debuggerSession.ts).
+      const kept = this._debuggerSession.handOver();
+      if (kept) {
+        this._post({ type: 'msg', msgJson: kept, buffers: [] });
+      }
     }
     trace('in', m);
     const out: ArrayBuffer[] = (buffers ?? []).map(b => copyBuffer(b));
@@ -348,7 +370,8 @@ export class ConcurrentKernel implements IKernel {
       kernelId: this.id,
       browsingContextId: options.browsingContextId,
       location: options.location,
-      packages: options.packages
+      packages: options.packages,
+      debugger: !!options.debugger
     };
     if (this._isolated) {
       this._interruptBuffer = new SharedArrayBuffer(8);
@@ -414,6 +437,13 @@ export class ConcurrentKernel implements IKernel {
         } catch (err) {
           console.error('concurrent kernel: invalid JSON from the kernel', err, data.msgJson);
           return;
+        }
+        if ((msg.channel as string) === DEBUGGER_STATE_CHANNEL) {
+          this._debuggerSession?.keep((msg as unknown as { state: unknown }).state);
+          return;
+        }
+        if (msg.header?.msg_type === 'kernel_info_reply' && (msg.content as { debugger?: unknown })?.debugger === true) {
+          noteDebuggerOffered();
         }
         if (data.buffers.length) {
           msg.buffers = data.buffers;
@@ -744,6 +774,7 @@ export class ConcurrentKernel implements IKernel {
   }
 
   private _sendMessage: IKernel.SendMessage;
+  private _debuggerSession: DebuggerSessionKeeper | null;
   private _onQuiet?: () => void;
   private _options: ConcurrentKernel.IOptions;
   private _quietPending = false;

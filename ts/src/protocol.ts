@@ -32,6 +32,8 @@ export interface IInitOptions {
   driveBuffer?: SharedArrayBuffer;
   /** Where packages come from (services/packages.py); URLs are absolute. */
   packages?: IPackageSettings;
+  /** Offer JupyterLab's debugger (services/debugger/monitoring.py): the page found JSPI and the site wants it. */
+  debugger?: boolean;
 }
 
 /** Package sources, in order: the site's piplite wheels, the Pyodide distribution, then a package index. */

@@ -51,7 +51,7 @@ async function start(opts: IInitOptions): Promise<void> {
     const services = JSON.stringify({ ...packages, distributionUrl, driveNotice });
     timings.mounted = elapsed();
     const canInput = !!(opts.stdinBuffer || opts.browsingContextId);
-    setKernelInterrupt(startKernel(py, canInput ? inputRequest : null, blockingSleep(), services));
+    setKernelInterrupt(startKernel(py, canInput ? inputRequest : null, blockingSleep(), services, !!opts.debugger));
     timings.started = elapsed();
     post({ type: 'ready', elapsedMs: elapsed(), timings });
     deliverQueued();

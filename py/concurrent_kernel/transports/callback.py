@@ -25,6 +25,9 @@ SendCallback = Callable[[str, list[Any]], None]
 InputCallback = Callable[[str], str]
 SleepCallback = Callable[[float], bool]
 
+#: The page's and the kernel's channel for the debugger session kept across a page reload (never a Jupyter one).
+DEBUGGER_STATE_CHANNEL = "ck-debugger-state"
+
 
 class CallbackTransport:
     connection_info: dict[str, Any] = {}
@@ -46,6 +49,13 @@ class CallbackTransport:
         self._input_request = input_request
         #: input_request msg_id -> the future a suspended input() waits on for its input_reply.
         self._inputs: dict[str, asyncio.Future[Message]] = {}
+        #: The debugger session the page kept from before a reload, until the debugger takes it.
+        self.debugger_state: dict[str, Any] | None = None
+        self.on_debugger_state: Callable[[dict[str, Any]], None] | None = None
+
+    def persist_debugger_state(self, state: dict[str, Any]) -> None:
+        """Give the page the debugger's session to keep for a reload (the kernel dies with the page)."""
+        self._send(json.dumps({"channel": DEBUGGER_STATE_CHANNEL, "state": state}, default=str), [])
 
     def kernel_ended(self, restart: bool) -> None:
         if self._exit_callback is not None:
@@ -97,6 +107,14 @@ class CallbackTransport:
             log.error("dropping a malformed message from the page: %s", exc)
             return
         channel = str(msg.pop("channel", "shell"))
+        if channel == DEBUGGER_STATE_CHANNEL:  # the page hands back the session it kept (see kernel.ts)
+            state = msg.get("state")
+            if isinstance(state, dict):
+                if self.on_debugger_state is not None:
+                    self.on_debugger_state(state)
+                else:
+                    self.debugger_state = state
+            return
         if channel == Channel.STDIN and self._inputs and self._resolve_input(msg):
             return
         msg["buffers"] = [memoryview(bytes(b)) for b in (buffers or [])]
@@ -166,11 +184,14 @@ def start(
     backend: str = "asyncio",
     blocking_sleep: SleepCallback | None = None,
     exit_callback: Callable[[bool], None] | None = None,
+    debugger: bool = False,
 ) -> Handle:
     """Schedule a kernel on the running asyncio loop (never anyio.run: in Pyodide a loop always runs).
 
     `blocking_sleep`: the host's wait for a time.sleep that cannot suspend its stack (services/suspend.py).
     `exit_callback(restart)`: the host restarts the kernel or shuts it down when it ends itself (do_shutdown, exit).
+    `debugger`: offer JupyterLab's debugger (services/debugger/monitoring.py). Only the host knows whether it can
+    work: a stopped cell suspends its stack, which needs JSPI.
     """
     from traitlets.config import Config
 
@@ -182,7 +203,7 @@ def start(
     config = Config()
     config.HistoryManager.hist_file = ":memory:"  # no history thread: Pyodide has no threads
     transport = CallbackTransport(send, input_request, exit_callback)
-    kernel = Kernel(transport, backend=backend, config=config, use_threads=False)
+    kernel = Kernel(transport, backend=backend, config=config, use_threads=False, debugger=debugger)
     task = asyncio.get_event_loop().create_task(kernel.serve())
     return Handle(kernel, transport, task)
 
@@ -203,7 +224,9 @@ async def warm_up(cells: int = 60, keep_going: Callable[[], bool] = lambda: True
         if msg_type in (MsgType.KERNEL_INFO_REPLY, MsgType.EXECUTE_REPLY):
             replies.put_nowait(msg_type)
 
-    handle = start(send)
+    # As a kernel that offers the debugger starts (the site's default): its core comes in the memory snapshot this
+    # warm-up decides (ts/scripts/make_snapshot.mjs), and its compile path is warmed. Nothing attaches.
+    handle = start(send, debugger=True)
     factory = MessageFactory(session="warm-up")
 
     async def request(msg_type: MsgType, content: dict[str, Any]) -> None:

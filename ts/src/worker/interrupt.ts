@@ -29,8 +29,13 @@ export function blockingSleep(): ((seconds: number) => boolean) | null {
   const array = interruptArray;
   return (seconds: number): boolean => {
     const end = performance.now() + seconds * 1000;
-    for (let left = seconds * 1000; left > 0 && Atomics.load(array, 0) === 0; left = end - performance.now()) {
-      Atomics.wait(array, 0, 0, left);
+    // Only SIGINT ends the wait: the debugger's pause signal (debuggerSession.ts PAUSE_SIGNAL) may be there too.
+    for (let left = seconds * 1000; left > 0; left = end - performance.now()) {
+      const value = Atomics.load(array, 0);
+      if (value === 2) {
+        break;
+      }
+      Atomics.wait(array, 0, value, left);
     }
     return Atomics.compareExchange(array, 0, 2, 0) === 2;
   };

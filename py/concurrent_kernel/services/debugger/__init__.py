@@ -31,8 +31,10 @@ import os
 import re
 import sys
 import tempfile
+import weakref
 from collections.abc import Awaitable, Callable
 from itertools import count
+from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..._protocol import DapCommand, DapEvent
@@ -89,10 +91,33 @@ def is_cell_file(filename: str) -> bool:
 class CellFileCompiler(CellCompiler):
     """Compile each cell under its hash-based file name, so a breakpoint set on the dumped cell file is hit.
 
-    IPython still maps the name to `Cell In[n]` in tracebacks (its CachingCompiler keeps that map)."""
+    IPython still maps the name to `Cell In[n]` in tracebacks (its CachingCompiler keeps that map).
+    `listener`, while set, sees each code object compiled (the browser's debugger instruments cells from it)."""
+
+    listener: Callable[[Any], None] | None = None
+    #: Cell file -> the code objects compiled for it (nested ones too), kept (weakly) when the debugger backend
+    #: needs to find a cell's code to instrument it (the browser's: services/debugger/tracer.py).
+    codes: dict[str, weakref.WeakValueDictionary[int, CodeType]] | None = None
 
     def get_code_name(self, raw_code: str, transformed_code: str, number: int) -> str:
         return cell_file_name(raw_code)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        code = super().__call__(*args, **kwargs)
+        codes = self.codes
+        if codes is not None and isinstance(code, CodeType):
+            pending = [code]
+            while pending:
+                current = pending.pop()
+                codes.setdefault(current.co_filename, weakref.WeakValueDictionary())[id(current)] = current
+                pending.extend(c for c in current.co_consts if isinstance(c, CodeType))
+        listener = self.listener
+        if listener is not None:
+            listener(code)
+        return code
+
+    def codes_of(self, path: str) -> list[CodeType]:
+        return list((self.codes or {}).get(path, {}).values())
 
 
 class DebugBackend(Protocol):
@@ -112,8 +137,9 @@ class DebugBackend(Protocol):
     async def stop(self) -> None:
         """Detach after `disconnect`; a later `initialize` starts over."""
 
-    def resume_and_interrupt(self, thread_id: int) -> bool:
-        """Interrupt a cell whose OS thread may be stopped: resume it and raise KeyboardInterrupt in it."""
+    def interrupt_execution(self, execution: Any) -> bool:
+        """The kernel interrupts a running cell (an `_execution.Execution`): if it is stopped, resume it so that
+        the interrupt ends it (KeyboardInterrupt where it stopped). True when it was stopped."""
 
 
 # Names the variables panel does not show: IPython's bookkeeping and the module dunders of the user namespace.
@@ -180,18 +206,52 @@ class VariableExplorer:
         }
 
 
+class MonitoringBackendFactory:
+    """The browser's backend (monitoring.py), imported at the panel's first `initialize`, not at the kernel's start
+    (measured: 58 ms of imports in Pyodide). What the core needs to know of it beforehand is here."""
+
+    #: The shell's compiler keeps each cell's code objects (CellFileCompiler.codes) from the kernel's start.
+    needs_cell_codes = True
+    #: A host that keeps the session across page reloads can hand it back (Debugger.restore_state).
+    restores_sessions = True
+
+    def __call__(self, debugger: Debugger) -> DebugBackend:
+        from .monitoring import MonitoringBackend
+
+        return MonitoringBackend(debugger)
+
+
 def create(kernel: Kernel) -> Debugger | None:
-    """The debugger for this platform, or None where there is none (Pyodide for now, or debugpy missing)."""
+    """The debugger for this platform, or None where there is none (debugpy missing on CPython; no
+    sys.monitoring in Pyodide). In Pyodide the host decides whether to offer it (where the browser can suspend a
+    stopped cell's stack: see monitoring.py)."""
     from ..._loops import IS_PYODIDE
 
     if IS_PYODIDE:
-        return None
+        if not hasattr(sys, "monitoring"):
+            log.warning("this Python has no sys.monitoring: the debugger is off")
+            return None
+        return Debugger(kernel, MonitoringBackendFactory())
     from .debugpy_backend import DebugpyBackend, debugpy_available
 
     if not debugpy_available():
         log.warning("debugpy is not installed: the debugger is off")
         return None
     return Debugger(kernel, DebugpyBackend)
+
+
+def _loader_source(path: str) -> str | None:
+    """The source of an imported module whose file is not on disk as such (the kernel sources panel lists
+    modules imported from a zip: Pyodide's standard library), from the module's loader."""
+    for module in list(sys.modules.values()):
+        spec = getattr(module, "__spec__", None)
+        if getattr(spec, "origin", None) == path and spec is not None and spec.loader is not None:
+            get_source = getattr(spec.loader, "get_source", None)
+            try:
+                return get_source(spec.name) if get_source is not None else None
+            except Exception:
+                return None
+    return None
 
 
 def _response(request: dict[str, Any], success: bool = True, body: dict[str, Any] | None = None,
@@ -203,6 +263,10 @@ def _response(request: dict[str, Any], success: bool = True, body: dict[str, Any
     if message is not None:
         reply["message"] = message
     return reply
+
+
+#: Requests after which a host that keeps the session across reloads is told its new state.
+_STATE_COMMANDS = frozenset({"attach", "setBreakpoints", "setExceptionBreakpoints", "disconnect"})
 
 
 class Debugger:
@@ -217,8 +281,14 @@ class Debugger:
         self.breakpoints: dict[str, list[dict[str, Any]]] = {}
         self.stopped_threads: set[int] = set()
         self.explorer = VariableExplorer()
+        self._modules_cache: tuple[tuple[int, Any], list[dict[str, Any]]] | None = None
+        #: The exception filters last set (kept with the breakpoints for a reloaded page).
+        self.exception_filters: list[str] = []
         self._removed_transforms: list[tuple[int, Any]] = []
         self._event_parent: dict[str, Any] | None = None
+        #: Where the session's state is kept for a reloaded page (the browser's host page), if anywhere.
+        self._persist: Callable[[dict[str, Any]], None] | None = None
+        kernel.on_stop.append(self._kernel_stopping)
         self._handlers: dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             DapCommand.INITIALIZE: self._initialize,
             DapCommand.ATTACH: self._attach,
@@ -239,8 +309,78 @@ class Debugger:
 
     def install(self, shell: Any) -> None:
         """Compile cells under their hash-based names (cheap: one hash per cell), so cells defined before the
-        panel is opened can still be stopped in."""
+        panel is opened can still be stopped in. A host that keeps the session across page reloads (the browser
+        kernel's page: the kernel dies with the page) gets the state and may hand back the last one."""
         shell.compile = CellFileCompiler()
+        if getattr(self._backend_factory, "needs_cell_codes", False):
+            shell.compile.codes = {}
+        transport = self.kernel.transport
+        persist = getattr(transport, "persist_debugger_state", None)
+        if persist is not None and getattr(self._backend_factory, "restores_sessions", False):
+            self._persist = persist
+            transport.on_debugger_state = self.restore_state
+            saved = getattr(transport, "debugger_state", None)
+            if saved:
+                self.restore_state(saved)
+
+    # ------------------------------------------------------------ a session across page reloads
+
+    def export_state(self) -> dict[str, Any]:
+        """What a reloaded page needs to go on: whether a session is attached, its breakpoints (with the sources
+        of the cells they are in: the cell files live in the page's memory) and exception filters."""
+        sources = {}
+        for path in self.breakpoints:
+            if is_cell_file(path):
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        sources[path] = f.read()
+                except OSError:
+                    pass
+        return {"version": 1, "started": self.attached, "breakpoints": self.breakpoints, "sources": sources,
+                "exceptionFilters": self.exception_filters}
+
+    def restore_state(self, state: Any) -> None:
+        """Attach as the state says, before the reloaded page's first request (its `debugInfo` then shows the
+        session and its breakpoints, which JupyterLab puts back in the cells)."""
+        if not isinstance(state, dict) or not state.get("started") or self.attached:
+            return
+        try:
+            for path, code in (state.get("sources") or {}).items():
+                if isinstance(path, str) and isinstance(code, str) and path == cell_file_name(code):
+                    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(code)
+            breakpoints = {path: [{"line": int(bp["line"])} for bp in bps if isinstance(bp, dict)]
+                           for path, bps in (state.get("breakpoints") or {}).items() if isinstance(path, str)}
+            filters = [f for f in state.get("exceptionFilters") or [] if isinstance(f, str)]
+            if self.backend is None:
+                self.backend = self._backend_factory(self)
+            self.backend.restore(breakpoints, filters)  # type: ignore[attr-defined]
+        except Exception:
+            log.exception("the debugger session of the reloaded page could not be restored")
+            return
+        self.attached = True
+        self.breakpoints = {path: bps for path, bps in breakpoints.items() if bps}
+        self.exception_filters = filters
+        self._keep_leading_blank_lines()
+
+    def _kernel_stopping(self) -> None:
+        """The kernel shuts down: a backend living in this process lets go of it (stopped cells resume, nothing
+        stays instrumented); the state kept for a reload is left as it was."""
+        close = getattr(self.backend, "close", None)
+        if close is not None and self.attached:
+            try:
+                close()
+            except Exception:
+                log.exception("the debugger did not close cleanly")
+        self.attached = False
+
+    def _state_changed(self) -> None:
+        if self._persist is not None:
+            try:
+                self._persist(self.export_state())
+            except Exception:
+                log.exception("the debugger state could not be kept for a reload")
 
     async def handle(self, request: dict[str, Any], parent: dict[str, Any] | None) -> dict[str, Any]:
         """One `debug_request` content (a DAP request) -> the `debug_reply` content (its DAP response)."""
@@ -259,6 +399,12 @@ class Debugger:
             # Answers built from other requests (evaluate, setExpression) still answer the request sent.
             reply["command"] = command
             reply["request_seq"] = request.get("seq", 0)
+            if command == "setExceptionBreakpoints" and reply.get("success"):
+                filters = (request.get("arguments") or {}).get("filters")
+                self.exception_filters = [f for f in filters if isinstance(f, str)] if isinstance(filters, list) \
+                    else []
+            if command in _STATE_COMMANDS:
+                self._state_changed()
             return reply
         except Exception as exc:
             log.exception("debug request %s failed", command)
@@ -281,11 +427,12 @@ class Debugger:
 
         self.kernel.publish(MsgType.DEBUG_EVENT, event, parent=self._event_parent)
 
-    def interrupt_thread(self, thread_ident: int) -> bool:
-        """Called by the kernel's interrupt for a cell on its own thread; True when the debugger took care of it."""
+    def interrupt_execution(self, execution: Any) -> bool:
+        """Called by the kernel's interrupt for every running cell: end it if it is stopped. True when the
+        debugger took care of it (a stopped cell resumes with KeyboardInterrupt raised where it stopped)."""
         if not self.attached or self.backend is None:
             return False
-        return self.backend.resume_and_interrupt(thread_ident)
+        return self.backend.interrupt_execution(execution)
 
     # ------------------------------------------------------------ requests
 
@@ -352,10 +499,15 @@ class Debugger:
 
     async def _source(self, request: dict[str, Any]) -> dict[str, Any]:
         path = ((request.get("arguments") or {}).get("source") or {}).get("path")
-        if not isinstance(path, str) or not os.path.isfile(path):
+        if not isinstance(path, str):
             return _response(request, False, message="source unavailable")
-        with open(path, encoding="utf-8") as f:
-            return _response(request, body={"content": f.read()})
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return _response(request, body={"content": f.read()})
+        content = _loader_source(path)
+        if content is None:
+            return _response(request, False, message="source unavailable")
+        return _response(request, body={"content": content})
 
     async def _variables(self, request: dict[str, Any]) -> dict[str, Any]:
         reference = (request.get("arguments") or {}).get("variablesReference")
@@ -421,15 +573,24 @@ class Debugger:
 
     async def _modules(self, request: dict[str, Any]) -> dict[str, Any]:
         arguments = request.get("arguments") or {}
-        modules = list(sys.modules.values())
+        listed = self._module_list()
         start = int(arguments.get("startModule") or 0)
-        stop = start + int(arguments.get("moduleCount") or len(modules))
-        found = []
-        for index, module in enumerate(modules[start:stop], start):
-            origin = getattr(getattr(module, "__spec__", None), "origin", None)
-            if isinstance(origin, str) and origin.endswith(".py"):
-                found.append({"id": index, "name": module.__name__, "path": origin})
-        return _response(request, body={"modules": found, "totalModules": len(modules)})
+        count = int(arguments.get("moduleCount") or len(sys.modules))
+        found = [entry for entry in listed if start <= entry["id"] < start + count]
+        return _response(request, body={"modules": found, "totalModules": len(sys.modules)})
+
+    def _module_list(self) -> list[dict[str, Any]]:
+        """The imported modules with a source file, kept until sys.modules changes: JupyterLab's panel asks for
+        them after every cell's execute_reply, even with no session started."""
+        signature = (len(sys.modules), next(reversed(sys.modules), None))
+        if self._modules_cache is None or self._modules_cache[0] != signature:
+            listed = []
+            for index, module in enumerate(list(sys.modules.values())):
+                origin = getattr(getattr(module, "__spec__", None), "origin", None)
+                if isinstance(origin, str) and origin.endswith(".py"):
+                    listed.append({"id": index, "name": module.__name__, "path": origin})
+            self._modules_cache = (signature, listed)
+        return self._modules_cache[1]
 
     async def _disconnect(self, request: dict[str, Any]) -> dict[str, Any]:
         reply = _response(request)
@@ -437,6 +598,7 @@ class Debugger:
             reply = await self.backend.forward(request)
         self.attached = False
         self.breakpoints.clear()
+        self.exception_filters = []
         self.stopped_threads.clear()
         self._restore_leading_blank_lines()
         if self.backend is not None:

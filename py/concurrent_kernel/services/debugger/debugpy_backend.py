@@ -181,6 +181,10 @@ class DebugpyBackend:
 
     # ------------------------------------------------------------ interrupt
 
+    def interrupt_execution(self, execution: Any) -> bool:
+        # While attached every main-shell cell has a thread of its own; one on the main thread cannot be stopped.
+        return not execution.is_main_thread and self.resume_and_interrupt(execution.thread_id)
+
     def resume_and_interrupt(self, thread_ident: int) -> bool:
         """Resume a cell's thread if debugpy holds it; the caller already raised KeyboardInterrupt in it (which
         takes effect as soon as the thread runs again)."""
