@@ -68,7 +68,10 @@ def test_status_stays_busy_while_requests_overlap_a_cell(page: Any, base_url: st
     `untracked_message_types` (lite-site/jupyter-lite.json) leaves those out of the status, as jupyter_server
     does for kernel_info. The notebook toolbar's indicator follows the cell either way."""
     open_lab(page, base_url)
-    nb = new_notebook(page, "status-test.ipynb", ["import asyncio\nawait asyncio.sleep(8)"])
+    # The cell awaits until the test releases it: a completion early in a page waits for the standard library's
+    # later files (seconds), and a cell of fixed length could end before the last request is answered.
+    nb = new_notebook(page, "status-test.ipynb", ["import asyncio\nwhile not globals().get('release'):\n"
+                                                  "    await asyncio.sleep(0.05)"])
     nb.run(0)
     page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
                            "?.getAttribute('data-status') === 'busy'", timeout=30_000)
@@ -81,6 +84,7 @@ def test_status_stays_busy_while_requests_overlap_a_cell(page: Any, base_url: st
         seen[name] = nb.js("return kernel.status;")
     assert nb.is_running(0)
     assert set(seen.values()) == {"busy"}, seen
+    nb.js("kernel.requestExecute({code: '# task\\nrelease = True', silent: true}); return true;")
     nb.wait_done(0, 30)
     page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator')"
                            "?.getAttribute('data-status') === 'idle'", timeout=30_000)

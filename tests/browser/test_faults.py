@@ -231,7 +231,6 @@ def test_a_flood_of_malformed_page_messages(page: Any, base_url: str, plain_url:
     open_lab(page, base_url if isolated else plain_url)
     nb = new_notebook(page, "flood-test.ipynb", ["a = 1\na", "b = a + 1\nb"])
     assert nb.run_and_wait(0)[0]["data"]["text/plain"] == "1"
-    workers = [w.url for w in page.workers if "ck-worker" in w.url]
     flood = nb.js(_FLOOD)
     assert flood["thrown"] == [], flood
 
@@ -269,5 +268,6 @@ def test_a_flood_of_malformed_page_messages(page: Any, base_url: str, plain_url:
     out = nb.run_and_wait(1, 60)
     assert out[0]["data"]["text/plain"] == "2", dump(out)
     assert nb.js("return window.concurrentKernels.get(kernel.id).restarts;") == 0
-    assert [w.url for w in page.workers if "ck-worker" in w.url] == workers
+    # Its worker, plus at most the pool's spare (warmed once the page has been quiet: during the flood's wait or not).
+    assert 1 <= len([w for w in page.workers if "ck-worker" in w.url]) <= 2
     assert not [line for line in logs if "died" in line or "fatal" in line.lower()], logs
