@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .. import _execution
 from .._kernel import Kernel
 from .._loops import IS_PYODIDE
 from .._messages import Message, MessageFactory
@@ -166,17 +167,20 @@ def start(
     backend: str = "asyncio",
     blocking_sleep: SleepCallback | None = None,
     exit_callback: Callable[[bool], None] | None = None,
+    busy_flag: Callable[[int], int] | None = None,
 ) -> Handle:
     """Schedule a kernel on the running asyncio loop (never anyio.run: in Pyodide a loop always runs).
 
     `blocking_sleep`: the host's wait for a time.sleep that cannot suspend its stack (services/suspend.py).
     `exit_callback(restart)`: the host restarts the kernel or shuts it down when it ends itself (do_shutdown, exit).
+    `busy_flag`: the host's "a cell's step is on the CPU" flag (_execution.use_busy_flag), for fast interrupts.
     """
     from traitlets.config import Config
 
     if backend != "asyncio":
         raise ValueError("the callback transport runs on the host's asyncio loop; backend must be 'asyncio'")
     suspend.install(blocking_sleep)
+    _execution.use_busy_flag(busy_flag)
     if IS_PYODIDE:  # elsewhere the embedding host configures logging
         _log_to_host()
     config = Config()

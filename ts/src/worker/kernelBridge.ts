@@ -20,7 +20,7 @@ let failed = false;
 const GLUE = `
 from pyodide.ffi import to_js as _to_js
 
-def _ck_start(js_send, js_input, js_sleep, js_ended, services_json):
+def _ck_start(js_send, js_input, js_sleep, js_ended, services_json, js_busy=None):
     from concurrent_kernel import callback_transport
 
     def send(msg_json, buffers):
@@ -31,7 +31,8 @@ def _ck_start(js_send, js_input, js_sleep, js_ended, services_json):
         return js_input(msg_json)
 
     handle = callback_transport.start(
-        send, input_request if js_input is not None else None, blocking_sleep=js_sleep, exit_callback=js_ended
+        send, input_request if js_input is not None else None, blocking_sleep=js_sleep, exit_callback=js_ended,
+        busy_flag=js_busy,
     )
     from concurrent_kernel.services import packages
     packages.setup(handle.kernel, services_json)
@@ -44,18 +45,20 @@ def _ck_start(js_send, js_input, js_sleep, js_ended, services_json):
 
 /**
  * Start the kernel in PY with the page's callbacks (INPUT answers an input() that cannot suspend its stack, SLEEP is
- * a time.sleep that cannot: either may be null) and the package settings; returns the kernel's interrupt function.
+ * a time.sleep that cannot: either may be null), the package settings and BUSY (interrupt.ts busyFlag, or null);
+ * returns the kernel's interrupt function.
  */
 export function startKernel(
   py: IPyodide,
   input: ((msgJson: string) => string) | null,
   sleep: ((seconds: number) => boolean) | null,
-  servicesJson: string
+  servicesJson: string,
+  busy: ((value: number) => number) | null = null
 ): IPyProxy {
   py.runPython(GLUE);
   const startFn = py.globals.get('_ck_start');
   // undefined, not null: Pyodide gives Python JS null as JsNull, not None.
-  const result = startFn(sendOut, input ?? undefined, sleep ?? undefined, ended, servicesJson) as IPyProxy & {
+  const result = startFn(sendOut, input ?? undefined, sleep ?? undefined, ended, servicesJson, busy ?? undefined) as IPyProxy & {
     toJs(): IPyProxy[];
   };
   const [receiveFn, interruptKernel] = result.toJs();
