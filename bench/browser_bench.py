@@ -103,7 +103,7 @@ async ({timeoutMs}) => {
   let go;
   const started = new Promise(res => { go = res; });
   const future = kernel.requestExecute({code: "print('go', flush=True)\\nwhile True:\\n    pass", silent: false,
-                                        store_history: false});
+                                        store_history: false, stop_on_error: false});
   future.onIOPub = msg => { if (msg.header.msg_type === 'stream') go(); };
   await Promise.race([started, new Promise((_, rej) => setTimeout(() => rej(new Error('no "go"')), 30000))]);
   await new Promise(res => setTimeout(res, 300));
