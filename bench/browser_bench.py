@@ -3,7 +3,10 @@
 For each kernel, in interleaved rounds, in a fresh browser context (empty HTTP cache):
   * first result: time from opening a new notebook (app already loaded) to the first execute_result of `1+1`;
   * round trip: N `1+1` execute requests through the notebook's kernel connection (JupyterLite's message
-    path, the worker and the kernel), one at a time, timed in the page; p50 and p90.
+    path, the worker and the kernel), one at a time, timed in the page; p50 and p90;
+  * kernel_info while a cell awaits `asyncio.sleep(2)`, timed in the page;
+  * interrupt of blocking code: `kernel.interrupt()` while `while True: pass` runs, to the execute reply (3 times;
+    none when no reply comes in 5 s).
 
     python bench/browser_bench.py [--rounds 3] [--n 50] [--json out.json]
 
@@ -72,6 +75,49 @@ async ({n, timeoutMs}) => {
 }
 """
 
+# kernel_info while a cell awaits: what a front end's status poll or a second client sees during a long cell.
+_INFO_WHILE_AWAITING = """
+async ({timeoutMs}) => {
+  const kernel = window.__ck['bench.ipynb'].sessionContext.session.kernel;
+  let go;
+  const started = new Promise(res => { go = res; });
+  const future = kernel.requestExecute({code: "print('go', flush=True)\\nimport asyncio\\nawait asyncio.sleep(2)",
+                                        silent: false, store_history: false});
+  future.onIOPub = msg => { if (msg.header.msg_type === 'stream') go(); };
+  await Promise.race([started, new Promise((_, rej) => setTimeout(() => rej(new Error('no "go"')), 30000))]);
+  await new Promise(res => setTimeout(res, 200));
+  const t0 = performance.now();
+  const late = new Promise(res => setTimeout(() => res(null), timeoutMs));
+  const info = await Promise.race([kernel.requestKernelInfo(), late]);
+  const ms = info === null ? null : performance.now() - t0;
+  await Promise.race([future.done, new Promise(res => setTimeout(res, timeoutMs))]);
+  return ms;
+}
+"""
+
+# Interrupt of blocking code: `while True: pass` running (its "go" printed, then 300 ms), `kernel.interrupt()`,
+# time to the execute reply; null when none came in timeoutMs (the kernel is then left as it is).
+_INTERRUPT_BLOCKING = """
+async ({timeoutMs}) => {
+  const kernel = window.__ck['bench.ipynb'].sessionContext.session.kernel;
+  let go;
+  const started = new Promise(res => { go = res; });
+  const future = kernel.requestExecute({code: "print('go', flush=True)\\nwhile True:\\n    pass", silent: false,
+                                        store_history: false, stop_on_error: false});
+  future.onIOPub = msg => { if (msg.header.msg_type === 'stream') go(); };
+  await Promise.race([started, new Promise((_, rej) => setTimeout(() => rej(new Error('no "go"')), 30000))]);
+  await new Promise(res => setTimeout(res, 300));
+  const t0 = performance.now();
+  await Promise.race([kernel.interrupt(), new Promise(res => setTimeout(res, timeoutMs))]);
+  const reply = await Promise.race([future.done, new Promise(res => setTimeout(() => res(null), timeoutMs))]);
+  return reply === null ? null : performance.now() - t0;
+}
+"""
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
 
 def _serve_module() -> Any:
     spec = importlib.util.spec_from_file_location("serve_site", ROOT / "scripts" / "serve-site.py")
@@ -85,7 +131,9 @@ def _serve() -> tuple[Any, str]:
     return _serve_module().serve_in_thread(SITE, 0, True)
 
 
-def one_round(browser: Any, url: str, kernel: str, n: int, idle: float = 0.0) -> dict[str, Any]:
+def one_round(
+    browser: Any, url: str, kernel: str, n: int, idle: float = 0.0, interrupts_n: int = 3
+) -> dict[str, Any]:
     context = browser.new_context()
     outside: list[str] = []
     context.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
@@ -104,10 +152,22 @@ def one_round(browser: Any, url: str, kernel: str, n: int, idle: float = 0.0) ->
         nb.wait_text(0, "2", 180)
         first = time.perf_counter() - t0
         got = page.evaluate(_ROUND_TRIPS, {"n": n, "timeoutMs": 60_000})
+        info_ms = page.evaluate(_INFO_WHILE_AWAITING, {"timeoutMs": 10_000})
+        interrupts: list[float | None] = []
+        for _ in range(interrupts_n):
+            interrupts.append(page.evaluate(_INTERRUPT_BLOCKING, {"timeoutMs": 5_000}))
+            if interrupts[-1] is None:
+                break  # the kernel is still running the loop: nothing more to measure in this page
     finally:
         context.close()
     assert not [u for u in outside if not u.startswith(("data:", "blob:"))], f"non-local requests: {outside[:5]}"
-    return {"first_result_s": first, "round_trips_ms": got["times"], "lost_replies": got["lostReplies"]}
+    return {
+        "first_result_s": first,
+        "round_trips_ms": got["times"],
+        "lost_replies": got["lostReplies"],
+        "info_while_awaiting_ms": info_ms,
+        "interrupt_blocking_ms": interrupts,
+    }
 
 
 _CODE = "print(2**20)"
@@ -462,6 +522,25 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{r:.2f} with {m:g} s idle" for m, r in ratios.items())
         + f"; concurrent round trip p50 {summary['concurrent@0']['rt_p50_ms']:.1f} ms (target <= 20 ms)"
     )
+
+    def cell(kernel: str, key: str, unit: str) -> str:
+        values = [v for m in modes for r in results[f"{kernel}@{m:g}"] for v in _listed(r[key])]
+        got = sorted(v for v in values if v is not None)
+        missed = len(values) - len(got)
+        text = f"{statistics.median(got):.0f} {unit} (of {len(got)})" if got else "none"
+        return text + (f", {missed} without a reply in 5-10 s" if missed else "")
+
+    def trips(kernel: str) -> str:
+        t = summary[f"{kernel}@0"]
+        return f"{t['rt_p50_ms']:.1f} / {t['rt_p90_ms']:.1f} ms"
+
+    print(f"\n| browser row (issue 20) | {KERNELS['python']} | {KERNELS['concurrent']} |\n|---|---|---|")
+    print(f"| execute round trip p50 / p90 | {trips('python')} | {trips('concurrent')} |")
+    for label, key in (
+        ("interrupt `while True: pass` -> execute reply (median)", "interrupt_blocking_ms"),
+        ("kernel_info while a cell awaits (median)", "info_while_awaiting_ms"),
+    ):
+        print(f"| {label} | {cell('python', key, 'ms')} | {cell('concurrent', key, 'ms')} |")
     ratio = ratios[0.0]
     if args.json:
         args.json.write_text(json.dumps({"results": results, "summary": summary, "ratio": ratio}, indent=1))

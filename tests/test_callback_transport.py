@@ -101,3 +101,50 @@ async def test_an_input_reply_goes_to_the_input_waiting_for_it() -> None:
     assert fed == []
     transport.receive(reply("request-2", "late"))
     assert [(channel, msg["content"]["value"]) for channel, msg in fed] == [("stdin", "late")]
+
+
+@pytest.mark.anyio
+async def test_busy_flag_is_set_only_while_a_cells_step_runs() -> None:
+    """The browser page escalates an interrupt at once while the flag reads 1 (ts/src/kernel.ts interrupt): it must
+    read 1 in the cell's synchronous code, 0 while the cell awaits and after it, and the plain Stepper must come back
+    for a kernel started without a flag."""
+    from concurrent_kernel import _execution
+
+    flag = [0]
+    writes: list[int] = []
+
+    def busy(value: int) -> int:
+        old = flag[0]
+        if value >= 0:
+            flag[0] = value
+            writes.append(value)
+        return old
+
+    sent: list[dict[str, Any]] = []
+    handle = callback_transport.start(lambda text, buffers: sent.append(json.loads(text)), busy_flag=busy)
+    seen: list[tuple[str, int]] = []
+    try:
+        await _run(handle, sent, _request("kernel_info_request", {}, "info"), "info")  # the shell exists now
+        handle.kernel.shell.user_ns["seen"] = seen
+        handle.kernel.shell.user_ns["flag"] = flag
+        code = (
+            "import asyncio\nseen.append(('before', flag[0]))\nawait asyncio.sleep(0.05)\n"
+            "seen.append(('after', flag[0]))"
+        )
+        task = asyncio.ensure_future(_run(handle, sent, _execute(code, "flagged"), "flagged"))
+        for _ in range(200):
+            if seen:
+                break
+            await asyncio.sleep(0.005)
+        assert flag[0] == 0, "the flag reads 1 while the cell awaits"
+        reply = await task
+        assert reply["content"]["status"] == "ok", reply
+        assert seen == [("before", 1), ("after", 1)]
+        assert flag[0] == 0 and writes.count(1) >= 2
+    finally:
+        await handle.shutdown()
+    other = callback_transport.start(lambda text, buffers: None)
+    try:
+        assert _execution.stepper is _execution.Stepper and _execution.busy_flag is None
+    finally:
+        await other.shutdown()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,3 +84,45 @@ class Stepper:
                 value, error = (yield yielded), None
             except BaseException as exc:  # delivered by the loop (cancellation); pass it to the coroutine
                 value, error = None, exc
+
+
+#: The browser worker's "a cell's step is on the CPU" flag, a slot of the page's interrupt SharedArrayBuffer
+#: (ts/src/worker/interrupt.ts busyFlag): `busy_flag(value)` stores 0 or 1 and returns the old value; -1 only reads.
+#: None on CPython, which never pays for it: it runs the plain Stepper.
+busy_flag: Callable[[int], int] | None = None
+#: The Stepper the kernel runs cells with (_handlers.py): FlaggedStepper once the worker gives a flag.
+stepper: type[Stepper] = Stepper
+
+
+class FlaggedStepper(Stepper):
+    """A Stepper that also publishes each step to the page, so it can raise KeyboardInterrupt in blocking code at
+    once instead of first waiting for the worker to answer (ts/src/kernel.ts interrupt)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        flag = busy_flag
+        inner = super().__await__()
+        if flag is None:
+            return (yield from inner)
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            was = flag(1)
+            try:
+                yielded = inner.send(value) if error is None else inner.throw(error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                flag(1 if was == 1 else 0)  # a nested step leaves its outer one on the CPU
+            try:
+                value, error = (yield yielded), None
+            except BaseException as exc:
+                value, error = None, exc
+
+
+def use_busy_flag(flag: Callable[[int], int] | None) -> None:
+    """Run cells with FlaggedStepper publishing into `flag` (the browser worker), or the plain Stepper (None)."""
+    global busy_flag, stepper
+    busy_flag = flag
+    stepper = Stepper if flag is None else FlaggedStepper

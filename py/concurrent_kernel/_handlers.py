@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from . import _execution
 from ._context import current_execution
 from ._dispatcher import Incoming, Lane
-from ._execution import Execution, Stepper
+from ._execution import Execution
 from ._kernel_info import kernel_info
 from ._loops import current_call_soon_threadsafe
 from ._protocol import MsgType, ReplyStatus, RunMode
@@ -145,7 +146,8 @@ class Handlers:
             try:
                 with anyio.CancelScope() as scope:
                     execution.cancel_scope = scope
-                    result = await Stepper(self._run_cell(code, silent, store_history, incoming.msg), execution)
+                    cell = self._run_cell(code, silent, store_history, incoming.msg)
+                    result = await _execution.stepper(cell, execution)
             except KeyboardInterrupt as exc:  # landed outside the user's code, in IPython's bookkeeping
                 shell.showtraceback((KeyboardInterrupt, exc, exc.__traceback__))
             # The result decides success, not whether a traceback was shown: code may show one and carry on. But a

@@ -27,6 +27,8 @@ import { ISpare, MARKS, startSpare, takeEarlySpare } from './spare';
 
 /** Milliseconds the worker gets to acknowledge an interrupt before we escalate. */
 const INTERRUPT_ACK_MS = 250;
+/** The interrupt buffer's busy flag: 1 while a cell's step runs synchronously in the worker (worker/interrupt.ts). */
+const BUSY_SLOT = 2;
 
 /**
  * Quiet time before the next spare worker is warmed. Warming one takes ~1.5 s of CPU; done at once, it slowed
@@ -298,31 +300,44 @@ export class ConcurrentKernel implements IKernel {
       Atomics.store(ctl, 1, seq);
     }
     this._post({ type: 'interrupt', seq });
+    // A cell's step is on the CPU (the worker's busy flag, worker/interrupt.ts busyFlag): the worker cannot answer
+    // before it ends, so raise KeyboardInterrupt in it now. Claiming the flag lets the worker withdraw the signal if
+    // the step leaves the CPU before Python takes it; the interrupt message then takes the soft path.
+    if (ctl && Atomics.compareExchange(ctl, BUSY_SLOT, 1, 2) === 1) {
+      this._escalate(ctl, seq);
+      return;
+    }
     setTimeout(() => {
       if (this._isDisposed || this._ackedSeq >= seq) {
         return;
       }
       if (ctl) {
-        if (Atomics.compareExchange(ctl, 1, seq, -seq) === seq) {
-          Atomics.store(ctl, 0, 2); // SIGINT
-          Atomics.notify(ctl, 0); // wakes a time.sleep that blocks the worker (worker/interrupt.ts blockingSleep)
-          if (this._awaitingInput && this._pendingInput) {
-            // input() blocks in Atomics.wait, where the interrupt buffer is not checked:
-            // wake it with an empty reply; KeyboardInterrupt follows as Python resumes.
-            this._writeInputReply({
-              ...this._pendingInput,
-              header: { ...this._pendingInput.header, msg_type: 'input_reply' },
-              parent_header: this._pendingInput.header,
-              content: { status: 'ok', value: '' }
-            } as AnyMsg);
-          }
-        }
+        this._escalate(ctl, seq);
       } else {
         this._notifyExecuting(NOT_ISOLATED_NOTICE);
       }
     }, INTERRUPT_ACK_MS);
     if (!ctl) {
       console.warn(NOT_ISOLATED_NOTICE);
+    }
+  }
+
+  /** Set Pyodide's interrupt buffer for interrupt SEQ, unless the worker already claimed it (took the soft path). */
+  private _escalate(ctl: Int32Array, seq: number): void {
+    if (Atomics.compareExchange(ctl, 1, seq, -seq) !== seq) {
+      return;
+    }
+    Atomics.store(ctl, 0, 2); // SIGINT
+    Atomics.notify(ctl, 0); // wakes a time.sleep that blocks the worker (worker/interrupt.ts blockingSleep)
+    if (this._awaitingInput && this._pendingInput) {
+      // input() blocks in Atomics.wait, where the interrupt buffer is not checked:
+      // wake it with an empty reply; KeyboardInterrupt follows as Python resumes.
+      this._writeInputReply({
+        ...this._pendingInput,
+        header: { ...this._pendingInput.header, msg_type: 'input_reply' },
+        parent_header: this._pendingInput.header,
+        content: { status: 'ok', value: '' }
+      } as AnyMsg);
     }
   }
 
@@ -374,7 +389,7 @@ export class ConcurrentKernel implements IKernel {
       debugger: !!options.debugger
     };
     if (this._isolated) {
-      this._interruptBuffer = new SharedArrayBuffer(8);
+      this._interruptBuffer = new SharedArrayBuffer(12);
       this._stdinBuffer = new SharedArrayBuffer(STDIN_BUFFER_BYTES);
       init.interruptBuffer = this._interruptBuffer;
       init.stdinBuffer = this._stdinBuffer;

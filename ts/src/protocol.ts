@@ -15,7 +15,7 @@ export interface IInitOptions {
   kernelId: string;
   /** Service-worker browsing context id (stdin over sync XHR), if any. */
   browsingContextId?: string;
-  /** Int32Array[2]: [0] Pyodide's interrupt buffer, [1] interrupt handshake. */
+  /** Int32Array[3]: [0] Pyodide's interrupt buffer, [1] interrupt handshake, [2] a cell's step is on the CPU. */
   interruptBuffer?: SharedArrayBuffer;
   /** stdin replies when cross-origin isolated (see STDIN_* constants). */
   stdinBuffer?: SharedArrayBuffer;

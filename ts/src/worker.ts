@@ -21,7 +21,7 @@ import { IInitOptions, STDIN_BUFFER_BYTES, ToWorker } from './protocol';
 import { loadInBackgroundSoon } from './worker/background';
 import { mountDrive } from './worker/drive';
 import { watchFatal, watchUncaught } from './worker/faults';
-import { blockingSleep, onInterrupt, setKernelInterrupt, useInterruptBuffer } from './worker/interrupt';
+import { blockingSleep, busyFlag, onInterrupt, setKernelInterrupt, useInterruptBuffer } from './worker/interrupt';
 import { deliverQueued, fromPage, markFailed, startKernel } from './worker/kernelBridge';
 import { pointLockAtDistribution } from './worker/packages';
 import { elapsed, log, post, startLogging } from './worker/page';
@@ -51,7 +51,9 @@ async function start(opts: IInitOptions): Promise<void> {
     const services = JSON.stringify({ ...packages, distributionUrl, driveNotice });
     timings.mounted = elapsed();
     const canInput = !!(opts.stdinBuffer || opts.browsingContextId);
-    setKernelInterrupt(startKernel(py, canInput ? inputRequest : null, blockingSleep(), services, !!opts.debugger));
+    setKernelInterrupt(
+      startKernel(py, canInput ? inputRequest : null, blockingSleep(), services, !!opts.debugger, busyFlag())
+    );
     timings.started = elapsed();
     post({ type: 'ready', elapsedMs: elapsed(), timings });
     deliverQueued();

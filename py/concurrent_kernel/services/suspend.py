@@ -24,11 +24,13 @@ RuntimeError) saying why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+from .. import _execution
 from .._loops import IS_PYODIDE
 
 T = TypeVar("T")
@@ -69,12 +71,32 @@ def block_on(awaitable: Awaitable[T], *, interruptible: bool = True) -> T:
     run = _pyodide_run_sync
     if run is None:
         from pyodide.ffi import run_sync as run
-    if not interruptible:
-        return run(awaitable)
-    finished, result = run(_interruptible(awaitable))
+    with _off_cpu():
+        if not interruptible:
+            return run(awaitable)
+        finished, result = run(_interruptible(awaitable))
     if not finished:
         raise KeyboardInterrupt  # here, in the suspended stack: raised in the waiting task, the loop would see it
     return result
+
+
+@contextlib.contextmanager
+def _off_cpu() -> Iterator[None]:
+    """While this stack is suspended the worker is free: the page must take the soft path to interrupt it, so the
+    busy flag (_execution.busy_flag) reads 0 meanwhile and is put back after. When the page had already escalated
+    for the running step, the worker withdrew its pending signal (the flag returned 2): raise KeyboardInterrupt here,
+    in the cell's code, rather than suspend."""
+    flag = _execution.busy_flag
+    if flag is None:
+        yield
+        return
+    was = flag(0)
+    try:
+        if was == 2:
+            raise KeyboardInterrupt
+        yield
+    finally:
+        flag(1 if was else 0)
 
 
 def waiting() -> int:
@@ -167,5 +189,6 @@ def run_sync(awaitable: Awaitable[T]) -> T:
         if inspect.iscoroutine(awaitable):
             awaitable.close()  # not "never awaited" on top of the error
         raise SuspendUnavailable(_unavailable_reason())
-    return _pyodide_run_sync(awaitable)
+    with _off_cpu():
+        return _pyodide_run_sync(awaitable)
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .. import _execution
 from .._kernel import Kernel
 from .._loops import IS_PYODIDE
 from .._messages import Message, MessageFactory
@@ -185,6 +186,7 @@ def start(
     blocking_sleep: SleepCallback | None = None,
     exit_callback: Callable[[bool], None] | None = None,
     debugger: bool = False,
+    busy_flag: Callable[[int], int] | None = None,
 ) -> Handle:
     """Schedule a kernel on the running asyncio loop (never anyio.run: in Pyodide a loop always runs).
 
@@ -192,12 +194,14 @@ def start(
     `exit_callback(restart)`: the host restarts the kernel or shuts it down when it ends itself (do_shutdown, exit).
     `debugger`: offer JupyterLab's debugger (services/debugger/monitoring.py). Only the host knows whether it can
     work: a stopped cell suspends its stack, which needs JSPI.
+    `busy_flag`: the host's "a cell's step is on the CPU" flag (_execution.use_busy_flag), for fast interrupts.
     """
     from traitlets.config import Config
 
     if backend != "asyncio":
         raise ValueError("the callback transport runs on the host's asyncio loop; backend must be 'asyncio'")
     suspend.install(blocking_sleep)
+    _execution.use_busy_flag(busy_flag)
     if IS_PYODIDE:  # elsewhere the embedding host configures logging
         _log_to_host()
     config = Config()

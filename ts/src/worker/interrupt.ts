@@ -5,7 +5,10 @@
 import { log, post } from './page';
 import type { IPyProxy, IPyodide } from './types';
 
-/** [0] Pyodide's interrupt buffer, [1] the handshake with the page (protocol.ts IInitOptions.interruptBuffer). */
+/**
+ * [0] Pyodide's interrupt buffer, [1] the handshake with the page, [2] the busy flag (busyFlag below; protocol.ts
+ * IInitOptions.interruptBuffer).
+ */
 let interruptArray: Int32Array | null = null;
 let interruptKernel: IPyProxy | null = null;
 
@@ -41,6 +44,47 @@ export function blockingSleep(): ((seconds: number) => boolean) | null {
   };
 }
 
+// ---- busy flag: the page escalates at once while a cell's step runs (issue 20) ----
+
+/** [2]: 0 no cell's step on the CPU, 1 one is, 2 the page claimed it and set (or is setting) the interrupt buffer. */
+const BUSY = 2;
+const BUSY_ESCALATED = 2;
+/** A step ended or suspended after the page escalated but before Python took the signal: the soft path must run. */
+let withdrawn = false;
+
+/**
+ * The kernel's busy flag (py/concurrent_kernel/_execution.py busy_flag): `flag(v)` stores 0 or 1 and returns the old
+ * value, `flag(-1)` only reads. When a step leaves the CPU (v = 0) after the page escalated, the signal Python has
+ * not yet taken is withdrawn, so it cannot raise KeyboardInterrupt in kernel code; the flag returns 2 and the
+ * page's interrupt message then takes the soft path (onInterrupt). Null where there is no buffer.
+ */
+export function busyFlag(): ((value: number) => number) | null {
+  if (!interruptArray) {
+    return null;
+  }
+  const array = interruptArray;
+  return (value: number): number => {
+    if (value < 0) {
+      return Atomics.load(array, BUSY);
+    }
+    const old = Atomics.exchange(array, BUSY, value);
+    if (old !== BUSY_ESCALATED) {
+      return old;
+    }
+    if (value !== 0) {
+      Atomics.store(array, BUSY, BUSY_ESCALATED); // a nested step ended: its outer one is still on the CPU
+      return 1;
+    }
+    if (Atomics.compareExchange(array, 0, 2, 0) === 2) {
+      withdrawn = true;
+      return BUSY_ESCALATED;
+    }
+    return 1; // Python took the signal inside the step
+  };
+}
+
+// ---- end busy flag ----
+
 /** The kernel's own interrupt (cancels awaiting cells), once it has started. */
 export function setKernelInterrupt(interrupt: IPyProxy): void {
   interruptKernel = interrupt;
@@ -55,11 +99,15 @@ export function onInterrupt(seq: number): void {
     if (old === -seq) {
       escalated = true;
       Atomics.store(interruptArray, 1, 0);
-      Atomics.store(interruptArray, 0, 0);
+      if (Atomics.exchange(interruptArray, 0, 0) === 2) {
+        withdrawn = true; // Python never took the signal: its code left the CPU first
+      }
     }
   }
   post({ type: 'interrupt-ack', seq, escalated });
-  if (!escalated && interruptKernel) {
+  const soft = !escalated || withdrawn; // busy flag: the escalation was withdrawn, interrupt softly instead
+  withdrawn = false;
+  if (soft && interruptKernel) {
     try {
       interruptKernel();
     } catch (err) {

@@ -20,7 +20,7 @@ let failed = false;
 const GLUE = `
 from pyodide.ffi import to_js as _to_js
 
-def _ck_start(js_send, js_input, js_sleep, js_ended, services_json, debugger):
+def _ck_start(js_send, js_input, js_sleep, js_ended, services_json, debugger, js_busy=None):
     from concurrent_kernel import callback_transport
 
     def send(msg_json, buffers):
@@ -33,6 +33,7 @@ def _ck_start(js_send, js_input, js_sleep, js_ended, services_json, debugger):
     handle = callback_transport.start(
         send, input_request if js_input is not None else None, blocking_sleep=js_sleep, exit_callback=js_ended,
         debugger=debugger,
+        busy_flag=js_busy,
     )
     from concurrent_kernel.services import packages
     packages.setup(handle.kernel, services_json)
@@ -45,7 +46,8 @@ def _ck_start(js_send, js_input, js_sleep, js_ended, services_json, debugger):
 
 /**
  * Start the kernel in PY with the page's callbacks (INPUT answers an input() that cannot suspend its stack, SLEEP is
- * a time.sleep that cannot: either may be null) and the package settings; returns the kernel's interrupt function.
+ * a time.sleep that cannot: either may be null), the package settings and BUSY (interrupt.ts busyFlag, or null);
+ * returns the kernel's interrupt function.
  * DEBUGGER: offer JupyterLab's debugger (the page asks for it; a stopped cell suspends its stack, so only with JSPI).
  */
 export function startKernel(
@@ -53,13 +55,22 @@ export function startKernel(
   input: ((msgJson: string) => string) | null,
   sleep: ((seconds: number) => boolean) | null,
   servicesJson: string,
-  debugger_: boolean
+  debugger_: boolean,
+  busy: ((value: number) => number) | null = null
 ): IPyProxy {
   py.runPython(GLUE);
   const startFn = py.globals.get('_ck_start');
   // undefined, not null: Pyodide gives Python JS null as JsNull, not None.
   const offer = debugger_ && JSPI;
-  const result = startFn(sendOut, input ?? undefined, sleep ?? undefined, ended, servicesJson, offer) as IPyProxy & {
+  const result = startFn(
+    sendOut,
+    input ?? undefined,
+    sleep ?? undefined,
+    ended,
+    servicesJson,
+    offer,
+    busy ?? undefined
+  ) as IPyProxy & {
     toJs(): IPyProxy[];
   };
   const [receiveFn, interruptKernel] = result.toJs();

@@ -1,0 +1,84 @@
+"""How fast an interrupt ends a cell on a cross-origin isolated page (issue 20: blocking code <= 100 ms).
+
+While a cell's step runs synchronously the worker publishes a busy flag in the shared interrupt buffer
+(ts/src/worker/interrupt.ts busyFlag), so the page sets Pyodide's interrupt buffer at once instead of first waiting
+INTERRUPT_ACK_MS (250 ms) for the worker to answer. Suspended (time.sleep) and awaiting cells leave the flag at 0 and
+take the soft path. Timed in the page through the kernel connection, from `kernel.interrupt()` to the execute reply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from lite import Notebook, new_notebook, open_lab
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+#: Well under the old fixed wait (250 ms before the interrupt buffer was even set), with room for a busy machine.
+FAST_MS = 200.0
+
+#: Runs CODE, waits until it printed "go" and then SETTLE ms, interrupts; returns the time to the execute reply.
+_INTERRUPT = """
+const {code, settleMs} = arg;
+let go;
+const started = new Promise(res => { go = res; });
+const future = kernel.requestExecute({code, silent: false, store_history: false, stop_on_error: false});
+future.onIOPub = msg => {
+  if (msg.header.msg_type === 'stream' && msg.content.text.includes('go')) go();
+};
+await Promise.race([started, new Promise((_, rej) => setTimeout(() => rej(new Error('no "go"')), 60000))]);
+await new Promise(res => setTimeout(res, settleMs));
+const t0 = performance.now();
+await kernel.interrupt();
+const reply = await Promise.race([future.done, new Promise(res => setTimeout(() => res(null), 30000))]);
+if (reply === null) return {ms: null};
+return {ms: performance.now() - t0, status: reply.content.status, ename: reply.content.ename};
+"""
+
+_ALIVE = """
+const future = kernel.requestExecute({code: '40 + 2', silent: false, store_history: false});
+let value = null;
+future.onIOPub = msg => { if (msg.header.msg_type === 'execute_result') value = msg.content.data['text/plain']; };
+const reply = await future.done;
+return [reply.content.status, value];
+"""
+
+
+def _interrupt(nb: Notebook, code: str, settle_ms: int = 300) -> dict[str, Any]:
+    got = nb.js(_INTERRUPT, {"code": "print('go', flush=True)\n" + code, "settleMs": settle_ms})
+    assert got["ms"] is not None, f"no reply after the interrupt of {code!r}"
+    assert nb.js(_ALIVE) == ["ok", "42"], f"the kernel does not answer after the interrupt of {code!r}"
+    return got
+
+
+def test_interrupt_latency_when_isolated(page: Any, base_url: str) -> None:
+    open_lab(page, base_url)
+    nb = new_notebook(page, "interrupt-latency.ipynb", ["import asyncio, time"])
+    assert page.evaluate("crossOriginIsolated") is True
+    nb.run_and_wait(0, 60)
+    blocking = {
+        "while True": "while True:\n    pass",
+        "pure-Python loop": "t = 0\nfor i in range(10**10):\n    t += i * i",
+    }
+    for name, code in blocking.items():
+        times = []
+        for _ in range(3):
+            got = _interrupt(nb, code)
+            assert (got["status"], got["ename"]) == ("error", "KeyboardInterrupt"), (name, got)
+            times.append(got["ms"])
+        assert min(times) < FAST_MS, f"{name}: interrupt to reply took {times} ms (want < {FAST_MS})"
+    # The worker is free while a cell awaits or its stack is suspended: the soft path ends them, also fast.
+    for name, code in {"await": "await asyncio.sleep(100)", "time.sleep": "time.sleep(100)"}.items():
+        got = _interrupt(nb, code)
+        assert got["status"] == "error", (name, got)
+        assert got["ms"] < FAST_MS * 5, (name, got)
+    # A cell that keeps going on and off the CPU, interrupted at varied moments: always a reply, never a
+    # KeyboardInterrupt in the kernel's own code (the kernel answers after each).
+    flip = "\n".join(
+        ["while True:", "    sum(range(20000))", "    await asyncio.sleep(0)", "    sum(range(20000))",
+         "    time.sleep(0.002)"]
+    )
+    for settle in (0, 7, 23, 50, 101):
+        got = _interrupt(nb, flip, settle)
+        assert got["status"] == "error", (settle, got)
