@@ -35,12 +35,15 @@ def callstack_button(page: Any, command: str) -> Any:
     return page.locator(f'{SIDEBAR} [data-command="{command}"]').first
 
 
-def top_frame_line(page: Any) -> str:
-    return str(page.evaluate(
+def top_frame_line(page: Any, timeout_ms: float = 30_000) -> str:
+    """The call stack's selected (else first) frame, once the panel shows one: the variables can be drawn before
+    the call stack (seen in the full browser run: variables shown, no frame yet)."""
+    handle = page.wait_for_function(
         "(s) => { const n = document.querySelector(s + ' .jp-DebuggerCallstackFrame.selected, '"
-        " + s + ' .jp-DebuggerCallstackFrame'); return n ? n.innerText : ''; }",
-        SIDEBAR,
-    ))
+        " + s + ' .jp-DebuggerCallstackFrame'); return n && n.innerText ? n.innerText : null; }",
+        arg=SIDEBAR, timeout=timeout_ms,
+    )
+    return str(handle.json_value())
 
 
 KERNEL_BREAKPOINTS = """
