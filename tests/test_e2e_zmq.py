@@ -681,6 +681,8 @@ def test_nbclient_runs_a_notebook(kernels_dir: Path) -> None:
     try:
         client.execute()
     finally:
+        if client.kc is not None:  # nbclient leaves the client of a manager it was handed running
+            client.kc.stop_channels()
         if km.has_kernel:
             km.shutdown_kernel(now=True)
     assert nb.cells[0].outputs[0]["text"] == "hi\n"

@@ -58,6 +58,9 @@ KNOWN: dict[tuple[str, int, str | None], str] = {
 
 #: Cells whose output depends on timing on every kernel (not compared): (notebook, code cell index) -> why
 VOLATILE: dict[tuple[str, int], str] = {
+    ("ipython/Beyond Plain Python.ipynb", 27): (
+        "`df -h` in a %%bash cell: the disk's free space changes while the tests (and the machine) write to it"
+    ),
     ("ipython/Script Magics.ipynb", 13): (
         "loops over a background script's output until nbclient's timeout interrupts it: how much it prints "
         "depends on the machine's speed"
