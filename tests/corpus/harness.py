@@ -103,12 +103,16 @@ def _run_one(
     from nbclient.exceptions import DeadKernelError
 
     nb = blank(nbformat.read(path, as_version=4))
-    with tempfile.TemporaryDirectory(prefix="ck-corpus-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ck-corpus-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="ck-corpus-ipython-") as ipython_dir:
         workdir = Path(tmp)
         for name in options.files:
             source = path.parent / name
             (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / name)
         env = {**kernel_env(), **{k: v.replace("{shared}", shared) for k, v in options.env.items()}}
+        # Each run its own IPython profile: ipykernel's run and this kernel's run side by side, and `%store` keeps
+        # its variables in the profile, so one kernel's `%store -z` emptied the other's store mid-notebook (CI).
+        env["IPYTHONDIR"] = ipython_dir
         # nbclient keeps ipykernel's history in memory (it passes this for kernels named python*): the same for all
         specs = {} if kernels_dir is None else {
             "kernel_spec_manager": KernelSpecManager(kernel_dirs=[str(kernels_dir)], ensure_native_kernel=False)
