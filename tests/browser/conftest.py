@@ -131,5 +131,21 @@ def page(page: Any, requests_seen: list[str], request: pytest.FixtureRequest) ->
 
 
 def kernel_workers(page: Any) -> list[str]:
-    """URLs of the kernel Web Workers alive in the page."""
-    return [w.url for w in page.workers if "ck-worker" in w.url]
+    """URLs of the kernel Web Workers alive in the page's browser context, as Chromium lists its targets.
+
+    Not Playwright's `page.workers`: it kept a worker the page had terminated listed for good in half the runs of
+    the dying-kernel test (no close event), while Chromium's targets and the renderer's threads had it gone."""
+    own = page.context.new_cdp_session(page)
+    try:
+        context_id = own.send("Target.getTargetInfo")["targetInfo"]["browserContextId"]
+    finally:
+        own.detach()
+    browser = page.context.browser.new_browser_cdp_session()
+    try:
+        targets = browser.send("Target.getTargets")["targetInfos"]
+    finally:
+        browser.detach()
+    return [
+        t["url"] for t in targets
+        if t["type"] == "worker" and "ck-worker" in t["url"] and t.get("browserContextId") == context_id
+    ]
