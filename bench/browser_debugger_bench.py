@@ -28,7 +28,6 @@ files in the site.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -43,7 +42,7 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 from lite import new_notebook, open_lab  # noqa: E402
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, SITE  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, SITE, serve_module  # noqa: E402
 
 CODE = "x = sum(range(100))"
 WARMUP = 20
@@ -79,14 +78,6 @@ async ({command, args}) => {
   return reply.content;
 }
 """
-
-
-def _serve_module() -> Any:
-    spec = importlib.util.spec_from_file_location("serve_site", ROOT / "scripts" / "serve-site.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def site_without_panel(site: Path, where: Path) -> Path:
@@ -196,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site", type=Path, default=SITE, help="the built site to serve")
     parser.add_argument("--json", type=Path, help="write raw results here")
     args = parser.parse_args(argv)
-    serve = _serve_module()
+    serve = serve_module()
     log = serve.ServeLog()
     server, url = serve.serve_in_thread(args.site, 0, True, None, log)
     plain = tempfile.TemporaryDirectory(prefix="ck-no-panel-")

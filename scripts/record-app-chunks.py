@@ -62,7 +62,7 @@ def record(site: Path, quiet_s: float = 2.0) -> dict[str, list[str]]:
 
     import conftest
 
-    serve = conftest._serve_module()
+    serve = conftest.serve_module()
     found: dict[str, list[str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "site"

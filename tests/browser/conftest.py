@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,7 +37,8 @@ CHROMIUM_ARGS = [
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
-def _serve_module() -> Any:
+def serve_module() -> Any:
+    """scripts/serve-site.py (a script, not a package module), loaded from its file."""
     spec = importlib.util.spec_from_file_location("serve_site", ROOT / "scripts" / "serve-site.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -75,20 +77,46 @@ def site_dir() -> Path:
     return SITE
 
 
+@contextmanager
+def served(site: Path, isolated: bool) -> Iterator[str]:
+    """SITE served on a free port; ISOLATED: with COOP/COEP headers (cross-origin isolated)."""
+    server, url = serve_module().serve_in_thread(site, 0, isolated)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture(scope="session")
 def base_url(site_dir: Path) -> Iterator[str]:
     """The site served with COOP/COEP headers (cross-origin isolated)."""
-    server, url = _serve_module().serve_in_thread(site_dir, 0, True)
-    yield url
-    server.shutdown()
+    with served(site_dir, True) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def plain_url(site_dir: Path) -> Iterator[str]:
     """The same site without COOP/COEP (not cross-origin isolated)."""
-    server, url = _serve_module().serve_in_thread(site_dir, 0, False)
-    yield url
-    server.shutdown()
+    with served(site_dir, False) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def authored_url() -> Iterator[str]:
+    """The site a site author builds with this package (authored_site.py: wheels, contents, settings), isolated."""
+    import authored_site
+
+    with served(authored_site.build(), True) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def authored_plain_url() -> Iterator[str]:
+    """The authored site, not cross-origin isolated."""
+    import authored_site
+
+    with served(authored_site.build(), False) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 import pytest
-from conftest import kernel_workers
 from lite import Notebook, dump, new_notebook, open_lab, output_text
+
+from conftest import kernel_workers
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +15,7 @@ import authored_site
 import pytest
 from lite import dump, new_notebook, open_lab, output_text
 
-from conftest import LOCAL_HOSTS, _serve_module
+from conftest import LOCAL_HOSTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -25,25 +23,6 @@ _GET = """async ({path}) => { const m = await window.jupyterapp.serviceManager.c
   return {format: m.format, content: m.content}; }"""
 _SAVE = """async ({path, text}) => { await window.jupyterapp.serviceManager.contents.save(path,
   {type: 'file', format: 'text', content: text}); return true; }"""
-
-
-@pytest.fixture(scope="module")
-def site() -> Path:
-    return authored_site.build()
-
-
-@pytest.fixture(scope="module")
-def isolated_url(site: Path) -> Iterator[str]:
-    server, url = _serve_module().serve_in_thread(site, 0, True)
-    yield url
-    server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def not_isolated_url(site: Path) -> Iterator[str]:
-    server, url = _serve_module().serve_in_thread(site, 0, False)
-    yield url
-    server.shutdown()
 
 
 def _read(page: Any, path: str) -> str:
@@ -58,9 +37,9 @@ def _open(page: Any, url: str) -> None:
 
 @pytest.mark.parametrize("isolated", [True, False], ids=["shared-buffer", "service-worker"])
 def test_notebook_folder_is_cwd_and_files_go_both_ways(
-    page: Any, isolated_url: str, not_isolated_url: str, isolated: bool
+    page: Any, authored_url: str, authored_plain_url: str, isolated: bool
 ) -> None:
-    url = isolated_url if isolated else not_isolated_url
+    url = authored_url if isolated else authored_plain_url
     _open(page, url)
     assert page.evaluate("crossOriginIsolated") is isolated
     if not isolated:
@@ -102,8 +81,8 @@ def test_notebook_folder_is_cwd_and_files_go_both_ways(
     assert _read(page, "data/written.txt") == "written by python"
 
 
-def test_reading_files_while_another_cell_awaits(page: Any, isolated_url: str) -> None:
-    _open(page, isolated_url)
+def test_reading_files_while_another_cell_awaits(page: Any, authored_url: str) -> None:
+    _open(page, authored_url)
     nb = new_notebook(
         page,
         "data/await-files-test.ipynb",
@@ -122,14 +101,14 @@ def test_reading_files_while_another_cell_awaits(page: Any, isolated_url: str) -
     assert "released" in output_text(nb.wait_done(1, 30))
 
 
-def test_no_service_worker_and_not_isolated_kernel_works_and_says_so(browser: Any, not_isolated_url: str) -> None:
+def test_no_service_worker_and_not_isolated_kernel_works_and_says_so(browser: Any, authored_plain_url: str) -> None:
     context = browser.new_context(service_workers="block")
     seen: list[str] = []
     context.on("request", lambda r: seen.append(r.url))
     try:
         page = context.new_page()
         page.set_default_timeout(60_000)
-        open_lab(page, not_isolated_url)
+        open_lab(page, authored_plain_url)
         nb = new_notebook(
             page,
             "data/no-drive-test.ipynb",

@@ -9,35 +9,25 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import authored_site
 import pytest
 from lite import dump, new_notebook, open_lab, output_text
 
-from conftest import _serve_module
+from conftest import serve_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 _TIMINGS = "return window.concurrentKernels.get(kernel.id).timings;"
 
 
-@pytest.fixture(scope="module")
-def site_url() -> Iterator[str]:
-    site: Path = authored_site.build()
-    server, url = _serve_module().serve_in_thread(site, 0, True)
-    yield url
-    server.shutdown()
-
-
 def _errors(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [o for o in out if o["output_type"] == "error"]
 
 
-def test_pip_installs_wheels_shipped_with_the_site(page: Any, site_url: str, requests_seen: list[str]) -> None:
-    open_lab(page, site_url)
+def test_pip_installs_wheels_shipped_with_the_site(page: Any, authored_url: str, requests_seen: list[str]) -> None:
+    open_lab(page, authored_url)
     nb = new_notebook(
         page,
         "pip-shipped-test.ipynb",
@@ -73,7 +63,7 @@ def test_site_built_without_the_stock_kernel_package(page: Any) -> None:
     assert sorted(p.name for p in (site / "pypi").glob("*.whl")) == [
         "ck_ipykernel_widget-0.1.0-py2.py3-none-any.whl", "ck_shipped_demo-0.1.0-py2.py3-none-any.whl",
         "ck_shipped_dep-0.1.0-py2.py3-none-any.whl"]
-    server, url = _serve_module().serve_in_thread(site, 0, True)
+    server, url = serve_module().serve_in_thread(site, 0, True)
     try:
         open_lab(page, url)
         cell = "%pip install ck-shipped-demo\nimport ck_shipped_demo as a, ck_shipped_dep as b\na.VALUE + b.VALUE"
@@ -84,8 +74,8 @@ def test_site_built_without_the_stock_kernel_package(page: Any) -> None:
         server.shutdown()
 
 
-def test_micropip_in_code_and_the_package_index(page: Any, site_url: str, requests_seen: list[str]) -> None:
-    open_lab(page, site_url)
+def test_micropip_in_code_and_the_package_index(page: Any, authored_url: str, requests_seen: list[str]) -> None:
+    open_lab(page, authored_url)
     nb = new_notebook(
         page,
         "micropip-test.ipynb",
@@ -103,21 +93,21 @@ def test_micropip_in_code_and_the_package_index(page: Any, site_url: str, reques
     assert any("/ck-test-files/ck_index_demo-" in u for u in requests_seen)
 
 
-def test_import_loads_a_pyodide_distribution_package(page: Any, site_url: str, requests_seen: list[str]) -> None:
+def test_import_loads_a_pyodide_distribution_package(page: Any, authored_url: str, requests_seen: list[str]) -> None:
     """An entry of the Pyodide lock that the site does not ship comes from the distribution's base URL."""
-    open_lab(page, site_url)
+    open_lab(page, authored_url)
     nb = new_notebook(page, "autoload-test.ipynb", ["import ck_dist_demo\nck_dist_demo.VALUE", "import ck_dist_demo"])
     out = nb.run_and_wait(0, 120)
     text = output_text(out)
-    assert f"Loading ck-dist-demo from the Pyodide distribution ({site_url}ck-test-dist/)" in text, dump(out)
+    assert f"Loading ck-dist-demo from the Pyodide distribution ({authored_url}ck-test-dist/)" in text, dump(out)
     assert out[-1]["data"]["text/plain"] == "'from the distribution'", dump(out)
-    assert any(u.startswith(f"{site_url}ck-test-dist/ck_dist_demo-") for u in requests_seen), requests_seen
+    assert any(u.startswith(f"{authored_url}ck-test-dist/ck_dist_demo-") for u in requests_seen), requests_seen
     out = nb.run_and_wait(1)
     assert out == [], dump(out)  # loaded once: no second line
 
 
-def test_a_package_nobody_has_is_a_clear_error(page: Any, site_url: str) -> None:
-    open_lab(page, site_url)
+def test_a_package_nobody_has_is_a_clear_error(page: Any, authored_url: str) -> None:
+    open_lab(page, authored_url)
     nb = new_notebook(page, "nowhere-test.ipynb", ["%pip install ck-nowhere-to-be-found"])
     started = time.monotonic()
     out = nb.run_and_wait(0, 120)
@@ -179,9 +169,9 @@ def test_offline_page_says_how_to_ship_a_package(browser: Any, base_url: str) ->
     assert not left, left
 
 
-def test_matplotlib_backend_is_inline(page: Any, site_url: str) -> None:
+def test_matplotlib_backend_is_inline(page: Any, authored_url: str) -> None:
     """Set as the CPython kernel sets it. matplotlib itself is a Pyodide package: not available offline here."""
-    open_lab(page, site_url)
+    open_lab(page, authored_url)
     nb = new_notebook(page, "mpl-test.ipynb", ["import os\nos.environ['MPLBACKEND']"])
     out = nb.run_and_wait(0)
     assert out[-1]["data"]["text/plain"] == "'module://matplotlib_inline.backend_inline'", dump(out)

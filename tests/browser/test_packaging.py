@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from lite import new_notebook, open_lab
 
-from conftest import _serve_module
+from conftest import serve_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 
@@ -67,7 +67,7 @@ def test_pip_installed_wheel_gives_lite_site_with_kernel(wheel: Path, tmp_path: 
     assert "concurrent-kernel" in [e["name"] for e in config["federated_extensions"]]
     assert (site / "extensions" / "concurrent-kernel" / "static" / "pyodide" / "pyodide.asm.wasm").exists()
 
-    server, url = _serve_module().serve_in_thread(site, 0, True)
+    server, url = serve_module().serve_in_thread(site, 0, True)
     try:
         open_lab(page, url)
         nb = new_notebook(page, "pip.ipynb", ["import concurrent_kernel\n1+1"])

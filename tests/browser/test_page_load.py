@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import _serve_module
+from conftest import serve_module
 
 EXT = "/extensions/concurrent-kernel/static/"
 APP_CHUNK = r"/build/(?:\d+\.[0-9a-f]+|jlab_core\.[0-9a-f]+)\.js"
@@ -46,7 +46,7 @@ def _kernel_took_the_spare_started_before_activation(page: Any) -> bool:
 @pytest.fixture(scope="module")
 def slow_url(site_dir: Path) -> Iterator[str]:
     """The site (isolated) behind a 40 Mbit/s link with 20 ms per request, as bench/browser_bench.py --cold."""
-    serve = _serve_module()
+    serve = serve_module()
     server, url = serve.serve_in_thread(site_dir, 0, True, serve.Throttle(40, 20))
     yield url
     server.shutdown()
@@ -99,7 +99,7 @@ def test_a_page_for_another_kernel_loads_nothing_of_this_one(
 def slow_plain(site_dir: Path) -> Iterator[tuple[str, Any]]:
     """The same slow link, without COOP/COEP (not cross-origin isolated, as GitHub Pages or Read the Docs), and
     the log of what it served."""
-    serve = _serve_module()
+    serve = serve_module()
     served = serve.ServeLog()
     server, url = serve.serve_in_thread(site_dir, 0, False, serve.Throttle(40, 20), served)
     yield url, served

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import FrameLocator, Page, expect
 
-from conftest import ROOT, _serve_module
+from conftest import ROOT, serve_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -74,7 +74,7 @@ def docs_site(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def docs_url(docs_site: Path) -> Iterator[str]:
-    server, url = _serve_module().serve_in_thread(docs_site, 0, False)
+    server, url = serve_module().serve_in_thread(docs_site, 0, False)
     yield url
     server.shutdown()
 
@@ -206,7 +206,7 @@ def test_one_line_default_beside_the_stock_kernel(page: Page, wheel: Path,
     config = lite_config(site)
     assert sorted(e["name"] for e in config["federated_extensions"]) == [STOCK_EXTENSION, "concurrent-kernel"]
     assert config["defaultKernelName"] == "concurrent"
-    server, url = _serve_module().serve_in_thread(site, 0, False)
+    server, url = serve_module().serve_in_thread(site, 0, False)
     try:
         new_notebook(page, url + "lite/lab/index.html")
         select = page.locator(".jp-Dialog select")
@@ -223,7 +223,7 @@ def test_stock_kernel_left_out_leaves_try_examples_to_concurrent(page: Page, whe
     site = build_docs(tmp_path_factory.mktemp("docs-nostock"), wheel, extra="jupyterlite-pyodide-kernel==0.8.6",
                       lite_config={"jupyter-config-data": {"disabledExtensions": [STOCK_EXTENSION]}})
     assert STOCK_EXTENSION in [e["name"] for e in lite_config(site)["federated_extensions"]]
-    server, url = _serve_module().serve_in_thread(site, 0, False)
+    server, url = serve_module().serve_in_thread(site, 0, False)
     try:
         new_notebook(page, url + "lite/lab/index.html")
         select = page.locator(".jp-Dialog select")

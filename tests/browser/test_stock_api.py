@@ -8,25 +8,12 @@ request is recorded and none may leave the machine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import authored_site
 import pytest
 from lite import dump, new_notebook, open_lab, output_text
 
-from conftest import _serve_module
-
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
-
-
-@pytest.fixture(scope="module")
-def site_url() -> Iterator[str]:
-    site: Path = authored_site.build()
-    server, url = _serve_module().serve_in_thread(site, 0, True)
-    yield url
-    server.shutdown()
 
 
 def _errors(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -44,8 +31,8 @@ return true;
 """
 
 
-def test_a_notebook_written_for_the_stock_kernel(page: Any, site_url: str, requests_seen: list[str]) -> None:
-    open_lab(page, site_url)
+def test_a_notebook_written_for_the_stock_kernel(page: Any, authored_url: str, requests_seen: list[str]) -> None:
+    open_lab(page, authored_url)
     nb = new_notebook(
         page,
         "stock-way-test.ipynb",
