@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -61,6 +62,8 @@ async def test_messages_cross_as_json_with_their_channel() -> None:
 @pytest.mark.anyio
 async def test_warm_up_runs_a_throwaway_kernel() -> None:
     assert await callback_transport.warm_up(4) == 4
+    # Its first cell was interrupted (the first traceback's one-time work), and no trace of it stays.
+    assert not any(hasattr(sys, name) for name in ("last_type", "last_value", "last_traceback", "last_exc"))
     # The kernel a notebook then gets starts fresh: its first cell is number 1 and sees no warm-up state.
     sent: list[dict[str, Any]] = []
     handle = callback_transport.start(lambda text, buffers: sent.append(json.loads(text)))

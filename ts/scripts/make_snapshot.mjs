@@ -42,18 +42,30 @@ async function load(makeSnapshot) {
   return py;
 }
 
-/** Modules a kernel imports while starting and running its first cells (those of the warm-up's throwaway kernel). */
-async function modulesOfAFirstCell() {
+/**
+ * Modules a kernel imports while starting and running its first cells (those of the warm-up's throwaway kernel),
+ * and the Python files it reads without importing them (IPython reads pygments' style module for a traceback's
+ * colours that way): both must come before the first result, not in the later files.
+ */
+async function firstCells() {
   const py = await load(false);
   py.runPython(`
-import json, sys
+import json, os, re, sys
 _before = set(sys.modules)
+_read = set()
+
+def _note_read(event, args):
+    if event == "open" and isinstance(args[0], str):
+        path = re.sub(r"/__pycache__/([^/]+?)\\.[^/]*\\.pyc$", r"/\\1.py", os.path.normpath(args[0]))
+        if path.endswith(".py"):
+            _read.add(path)
 
 async def _first_cells():
     from concurrent_kernel.callback_transport import warm_up
+    sys.addaudithook(_note_read)  # this interpreter is thrown away: the hook goes with it
     if await warm_up(2) != 2:
         raise RuntimeError("the throwaway kernel did not run its cells")
-    return json.dumps(sorted(set(sys.modules) - _before))
+    return json.dumps({"modules": sorted(set(sys.modules) - _before), "read": sorted(_read)})
 `);
   const fn = py.globals.get('_first_cells');
   return JSON.parse(await fn.callPromising());
@@ -63,7 +75,7 @@ async def _first_cells():
 const KERNEL_START = ['concurrent_kernel.services.packages'];
 
 const t0 = Date.now();
-const warm = await modulesOfAFirstCell();
+const { modules: warm, read: readByFirstCells } = await firstCells();
 const py = await load(true);
 const failed = JSON.parse(
   py.runPython(`
@@ -112,15 +124,16 @@ const files = [];
 // tracebacks and inspection; data files; metadata), and what it reads only later: modules nobody imported yet
 // and type stubs (completions). The worker loads the second bundle in the background; an import that
 // needs it first fetches it synchronously, and completion requests wait for it.
-const imported = new Set(
-  JSON.parse(
+const imported = new Set([
+  ...readByFirstCells,
+  ...JSON.parse(
     py.runPython(`
 import json, os, sys
 json.dumps(sorted({os.path.normpath(f) for m in list(sys.modules.values())
                    if isinstance(f := getattr(m, "__file__", None), str)}))
 `)
   )
-);
+]);
 // Every __init__.py stays: a package directory without one would import as an empty namespace package instead
 // of asking the worker's finder for the later files.
 const isLater = (path) =>

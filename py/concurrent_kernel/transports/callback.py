@@ -218,6 +218,10 @@ async def warm_up(cells: int = 60, keep_going: Callable[[], bool] = lambda: True
     Why: Pyodide restored from a memory snapshot has run none of the kernel's code in this page, so the browser
     still runs it with its baseline wasm compiler (measured: the first 50 round trips ~17 ms p50, the next ones
     ~8 ms). A spare worker calls this before a notebook takes it; `keep_going` lets it stop early.
+
+    The first cell is interrupted (it raises KeyboardInterrupt): a process's first traceback imports stack_data
+    and pygments' Python lexer and compiles its regexes, which made the first interrupt of a kernel in the page
+    cost 0.4-1.8 s instead of ~4 ms. The snapshot's build runs this too, so those modules come in the snapshot.
     """
     if not keep_going():
         return 0
@@ -241,11 +245,16 @@ async def warm_up(cells: int = 60, keep_going: Callable[[], bool] = lambda: True
     try:
         await request(MsgType.KERNEL_INFO_REQUEST, {})  # what a notebook sends first
         while ran < cells and keep_going():
-            code = "1+1" if ran % 2 else f"print({ran})"
+            code = "raise KeyboardInterrupt" if ran == 0 else "1+1" if ran % 2 else f"print({ran})"
             await request(MsgType.EXECUTE_REQUEST, {"code": code, "silent": False, "store_history": True,
                                                     "user_expressions": {}, "allow_stdin": False,
                                                     "stop_on_error": False})
             ran += 1
     finally:
         await handle.shutdown()
+        # IPython keeps the last error for `%debug` and `sys.last_value` readers: not the warm-up's (its frames
+        # would also keep the throwaway kernel alive, in the snapshot too).
+        for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+            if hasattr(sys, name):
+                delattr(sys, name)
     return ran
