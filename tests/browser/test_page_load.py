@@ -276,7 +276,7 @@ def test_reload_from_a_no_cache_host_downloads_nothing_and_asks_for_each_start_u
     page: Any, no_cache_site: tuple[str, Any, Path]
 ) -> None:
     """Every request of a reload is a revalidation answered 304 (nothing downloaded again), and the app's start-up
-    JSON (settings schemas, translations, contents listing) is asked for once per page, not once per plugin that
+    JSON (settings schemas, translations) is asked for once per page, not once per plugin that
     reads it (lite_app_pack.SHARED_FILES: a dozen sequential round trips before). A file rebuilt since (a new ETag)
     is downloaded again by the next reload, the others are not."""
     url, served, copy = no_cache_site
