@@ -14,7 +14,9 @@ With --cold, instead: a reader of a docs page. The REPL opens with `?kernel=...&
 browser profile (empty disk cache) and the clock runs from page open to the printed result; then the same page
 is reloaded in the same profile (warm cache). Served by the benchmark's own plain static server (no compression,
 no Cache-Control: Last-Modified only), on localhost and throttled (--mbit/--delay-ms: one bandwidth cap shared by
-every request, workers included, and a delay before each response); bytes are counted by that server.
+every request, workers included, and a delay before each response); bytes are counted by that server. The same is
+done against a host that makes every file revalidate (`Cache-Control: no-cache` and an ETag on every file, 304 for
+a matching If-None-Match), the reload row of issue 20; its 304s are counted.
 
     python bench/browser_bench.py --cold [--rounds 3] [--mbit 40] [--delay-ms 20] [--json out.json]
 
@@ -305,6 +307,7 @@ def cold_trial(
                     "s": took,
                     "bytes": sent,
                     "requests": len(entries),
+                    "revalidated": sum(1 for e in entries if e.status == 304),
                     "served": [
                         {
                             "path": e.path,
@@ -356,18 +359,22 @@ def main_cold(args: argparse.Namespace) -> int:
     from playwright.sync_api import sync_playwright
 
     serve = _serve_module()
-    logs = {"localhost": serve.ServeLog(), "throttled": serve.ServeLog()}
+    # "nocache": the throttled link from a host that makes every file revalidate (Cache-Control: no-cache, ETag).
+    nets = {"localhost": (None, None, False), "throttled": (True, None, False), "nocache": (True, "no-cache", True)}
+    logs = {net: serve.ServeLog() for net in nets}
     throttle = serve.Throttle(args.mbit, args.delay_ms)
     servers, urls = {}, {}
-    for net, thr in (("localhost", None), ("throttled", throttle)):
-        servers[net], urls[net] = serve.serve_in_thread(SITE, 0, True, thr, logs[net], None)
+    for net, (thr, cache_control, etag) in nets.items():
+        servers[net], urls[net] = serve.serve_in_thread(
+            SITE, 0, True, throttle if thr else None, logs[net], cache_control, etag
+        )
     trials: list[dict[str, Any]] = []
     t_start = time.perf_counter()
     try:
         with sync_playwright() as p:
             for r in range(args.rounds):
                 order = list(KERNELS) if r % 2 == 0 else list(reversed(KERNELS))
-                for net in ("localhost", "throttled"):
+                for net in nets:
                     for kernel in order:  # interleaved, so drift hits both alike
                         t = cold_trial(p, urls, logs, net, kernel, args.settle)
                         t["round"] = r
@@ -393,6 +400,14 @@ def main_cold(args: argparse.Namespace) -> int:
         ("reload of the same page (browser cache warm), localhost", "localhost", "warm", "s"),
         (f"reload of the same page (browser cache warm), {args.mbit:g} Mbit/s", "throttled", "warm", "s"),
         (f"bytes re-downloaded on reload ({args.mbit:g} Mbit/s)", "throttled", "warm", "bytes"),
+        (
+            f"reload against a no-cache host (Cache-Control: no-cache, ETag), {args.mbit:g} Mbit/s",
+            "nocache",
+            "warm",
+            "s",
+        ),
+        ("bytes re-downloaded on that reload", "nocache", "warm", "bytes"),
+        ("requests answered 304 on that reload", "nocache", "warm", "revalidated"),
     ]
     print(
         f"Cold page benchmark: REPL `?kernel=...&code={_CODE}&execute=1`, fresh Chromium profile per trial, "
@@ -409,7 +424,9 @@ def main_cold(args: argparse.Namespace) -> int:
         if any(lost.values()):
             label += " (⚠ trials without a result in 120 s: " + ", ".join(f"{k} {n}" for k, n in lost.items()) + ")"
         summary[label] = {"concurrent": a, "python": b}
-        fmt = (lambda v: f"{v / 1e6:.1f} MB") if key == "bytes" else (lambda v: f"{v:.2f} s")
+        fmt = {"bytes": lambda v: f"{v / 1e6:.2f} MB", "revalidated": lambda v: f"{v:g}"}.get(
+            key, lambda v: f"{v:.2f} s"
+        )
         print(f"| {label} | {fmt(a)} | {fmt(b)} | {f'{a / b:.2f}x' if b else '-'} |")
 
     # What a compressing host would send for the same files (median concurrent trial's paths).
@@ -426,12 +443,13 @@ def main_cold(args: argparse.Namespace) -> int:
         )
         summary[f"compressed {kernel}"] = {"gzip": gz, "brotli": br}
     for kernel in ("concurrent",):
-        for run in ("cold", "warm"):
-            runs = sorted(
-                (t for t in trials if t["net"] == "throttled" and t["kernel"] == kernel), key=lambda t: t[run]["s"]
-            )
+        for net, run in (("throttled", "cold"), ("throttled", "warm"), ("nocache", "warm")):
+            runs = sorted((t for t in trials if t["net"] == net and t["kernel"] == kernel), key=lambda t: t[run]["s"])
             mid = runs[len(runs) // 2][run]
-            print(f"\nTimeline, {KERNELS[kernel]}, {run} at {net_label} (median trial; seconds since page open)\n")
+            host = ", no-cache host" if net == "nocache" else ""
+            print(
+                f"\nTimeline, {KERNELS[kernel]}, {run} at {net_label}{host} (median trial; seconds since page open)\n"
+            )
             print("| phase | start | end | |\n|---|---|---|---|")
             print("\n".join(_timeline(mid)))
     if args.json:

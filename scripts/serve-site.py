@@ -10,6 +10,8 @@ URL, then serves until interrupted.
 
 --mbit/--delay-ms throttle what is served (one bandwidth cap shared by every connection, a delay before each
 response), so a page and its workers load as over a slow link; bench/browser_bench.py uses the same server.
+--etag sends an ETag on every file and answers a matching If-None-Match with 304 (If-Modified-Since is answered
+either way), as hosts that make every file revalidate do (with the default `Cache-Control: no-cache`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
+import os
 import sys
 import threading
 import time
@@ -101,7 +104,10 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
     #: "no-cache" makes a browser revalidate everything (a rebuilt site is never stale while developing); None
     #: sends no Cache-Control, like a plain static host (Last-Modified only: the browser's heuristics decide).
     cache_control: str | None = "no-cache"
+    #: Send an ETag (mtime and size, as nginx does) and answer a matching If-None-Match with 304.
+    etag: bool = False
     _entry: Served | None = None
+    _etag: str | None = None
 
     def send_head(self):  # type: ignore[no-untyped-def]
         if self.throttle and self.throttle.delay_s:
@@ -110,7 +116,30 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         if self.served is not None:
             with self.served.lock:
                 self.served.entries.append(self._entry)
+        self._etag = None
+        if self.etag and self._not_modified():
+            self._entry.end = time.time()
+            return None
         return super().send_head()
+
+    def _not_modified(self) -> bool:
+        """Note the file's ETag; answer 304 (True) when the request's If-None-Match names it."""
+        path = self.translate_path(self.path)
+        if os.path.isdir(path) and self.path.split("?")[0].endswith("/"):
+            path = os.path.join(path, "index.html")
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if not os.path.isfile(path):
+            return False
+        self._etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+        wanted = [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]
+        if self._etag not in wanted and "*" not in wanted:
+            return False
+        self.send_response(http.HTTPStatus.NOT_MODIFIED)
+        self.end_headers()
+        return True
 
     def send_response(self, code: int, message: str | None = None) -> None:
         if self._entry is not None:
@@ -137,6 +166,8 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
             self.send_header("Cross-Origin-Resource-Policy", "same-origin")
         if self.cache_control:
             self.send_header("Cache-Control", self.cache_control)
+        if self._etag:
+            self.send_header("ETag", self._etag)
         super().end_headers()
 
     def log_message(self, format: str, *args: object) -> None:
@@ -160,6 +191,7 @@ def make_server(
     throttle: Throttle | None = None,
     served: ServeLog | None = None,
     cache_control: str | None = "no-cache",
+    etag: bool = False,
 ) -> Server:
     """Create (not start) a server for DIRECTORY on 127.0.0.1:PORT (0 = any free port)."""
     if not (directory / "index.html").exists():
@@ -167,7 +199,13 @@ def make_server(
     handler = type(
         "Handler",
         (SiteHandler,),
-        {"isolation": isolation, "throttle": throttle, "served": served, "cache_control": cache_control},
+        {
+            "isolation": isolation,
+            "throttle": throttle,
+            "served": served,
+            "cache_control": cache_control,
+            "etag": etag,
+        },
     )
     return Server(("127.0.0.1", port), functools.partial(handler, directory=str(directory)))
 
@@ -179,9 +217,10 @@ def serve_in_thread(
     throttle: Throttle | None = None,
     served: ServeLog | None = None,
     cache_control: str | None = "no-cache",
+    etag: bool = False,
 ) -> tuple[Server, str]:
     """Start a server in a daemon thread; return it and its base URL."""
-    server = make_server(directory, port, isolation, throttle, served, cache_control)
+    server = make_server(directory, port, isolation, throttle, served, cache_control, etag)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -193,9 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-isolation", action="store_true", help="omit COOP/COEP headers")
     parser.add_argument("--mbit", type=float, default=0.0, help="bandwidth cap shared by all requests (0: none)")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="delay before each response")
+    parser.add_argument("--etag", action="store_true", help="send ETags and answer If-None-Match with 304")
     args = parser.parse_args(argv)
     throttle = Throttle(args.mbit, args.delay_ms) if args.mbit or args.delay_ms else None
-    server = make_server(args.dir, args.port, not args.no_isolation, throttle)
+    server = make_server(args.dir, args.port, not args.no_isolation, throttle, etag=args.etag)
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"Serving {args.dir} at {url}", flush=True)
     if args.dir.resolve() == DEFAULT_DIR.resolve():

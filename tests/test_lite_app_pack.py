@@ -128,3 +128,14 @@ def test_bad_list_file_packs_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "chunks.json"
     bad.write_text("{not json")
     assert lite_app_pack.chunk_lists(bad) == {}
+
+
+def test_loader_fetches_the_apps_start_up_json_once_for_the_page(site: Path) -> None:
+    """The settings schemas and translations, listed whether the build wrote them yet or not (other
+    addons' post_build may run after this one); the page's own requests for them are answered with copies."""
+    lite_app_pack.pack_app(site, "repl", ["build/1.a.js"])
+    html = (site / "repl" / "index.html").read_text()
+    [listed] = re.findall(r"const shared = new Map\((\[[^]]*\])", html)
+    assert json.loads(listed) == list(lite_app_pack.SHARED_FILES)
+    assert "build/schemas/all.json" in listed and "api/contents/all.json" not in listed
+    assert "globalThis.fetch = function (input, init)" in html

@@ -9,6 +9,12 @@ before the app's bundle, so the bundle's runtime finds those chunks already push
 failure (no pack, no `DecompressionStream`, a host that inflated it already is handled) leaves the page loading
 its chunks one by one, as without this addon; a chunk missing from a stale list is simply loaded on its own.
 
+Once the pack has downloaded, the loader also fetches (once per page) the site's static JSON that the app reads at
+start-up (`SHARED_FILES`: settings schemas and translations) and answers the app's own requests
+for them with copies. The app asks for its schemas a dozen times, one after another as its plugins activate: from a host
+that makes every file revalidate (`Cache-Control: no-cache`, ETag) each of those is a round trip on a reload's
+critical path. Each file is still fetched (revalidated) once per page load, so a rebuilt site is never stale.
+
 The pack's first bytes also time the link: over a slow one the loader runs the kernel's early start
 (`ck-early.js`, ts/src/early.ts) as soon as the page's config is merged, so the worker's downloads share the link
 from the start instead of waiting for the app's remoteEntry scripts.
@@ -39,12 +45,50 @@ LAZY_PREFIX = "ck-lazy-"
 # Link speed test on the pack's first bytes: as ts/src/early.ts FAST_LINK (bytes/s), on its first 256 KB.
 FAST_LINK = 8_000_000
 PROBE_BYTES = 256 * 1024
+# The site's static JSON the app reads at start-up, asked for whether there or not (JupyterLite 0.8's settings and
+# translations; a 404 is kept for the page too). Not the contents listing (api/contents/all.json, read once): with it
+# here, the stock kernel's first file access through its synchronous channel to the page failed ("Bad control
+# character in string literal in JSON", a Pyodide fatal error) in 2 of 2 full runs of test_page_load (0 of 3 alone).
+SHARED_FILES = (
+    "build/schemas/all.json",
+    "build/schemas/all_federated.json",
+    "api/translations/all.json",
+    "api/translations/en.json",
+)
 _CHUNK_START = re.compile(rb'^(?:"use strict";)?\s*\(self\.(?:rspack|webpack)Chunk\w*\s*=')
 _CONFIG_IMPORT = re.compile(r"<script>\s*\(async function \(\) \{")
 
 _LOADER = """<script {mark}>
       // concurrent-kernel: the app's start-up chunks in one gzipped file (concurrent_kernel/lite_app_pack.py).
       (() => {{
+        // The site's static JSON read at start-up: fetched once per page, each of the app's requests answered with a
+        // copy (of a response never read itself).
+        const shared = new Map({shared}.map((path) => [new URL('../' + path, location.href).href, null]));
+        const fetchOnce = globalThis.fetch;
+        const keep = (url) => {{
+          let kept = shared.get(url);
+          if (!kept) {{
+            kept = fetchOnce(url);
+            shared.set(url, kept);
+            kept.catch(() => shared.set(url, null)); // a network failure: asked again
+          }}
+          return kept;
+        }};
+        globalThis.fetch = function (input, init) {{
+          const url = typeof input === 'string' ? new URL(input, location.href).href : null;
+          const plain = !init || ((init.method ?? 'GET').toUpperCase() === 'GET' && !init.body && !init.signal);
+          if (url && plain && shared.has(url)) return keep(url).then((r) => r.clone());
+          return fetchOnce.apply(globalThis, arguments);
+        }};
+        // Once the pack has downloaded (the app reads them only after running it): not beside its first bytes, which
+        // time the link, and not in the few connections a host gets while the page's scripts download.
+        let prefetched = false;
+        const prefetchShared = () => {{
+          if (!prefetched) {{
+            prefetched = true;
+            shared.forEach((kept, url) => kept || keep(url));
+          }}
+        }};
         const early = {{ src: {early}, slow: null, configured: false, started: false }};
         // Over a slow link the kernel's worker starts as soon as the page's config is merged (ck-early.js).
         const startEarly = () => {{
@@ -70,7 +114,10 @@ _LOADER = """<script {mark}>
             let size = 0;
             for (;;) {{
               const {{ done, value }} = await reader.read();
-              if (done) break;
+              if (done) {{
+                prefetchShared();
+                break;
+              }}
               chunks.push(value);
               size += value.byteLength;
               if (early.slow === null && size >= {probe}) {{
@@ -105,6 +152,8 @@ _LOADER = """<script {mark}>
           }} catch (error) {{
             console.warn('[concurrent-kernel] app chunks load one by one:', error);
             return false;
+          }} finally {{
+            prefetchShared(); // a pack that failed: they are still asked for once
           }}
         }})('../build/{pack}');
       }})();
@@ -155,8 +204,15 @@ def pack_app(site: Path, app: str, chunks: list[str]) -> Path | None:
         config_utils.write_text(utils.replace(BUNDLE_ANCHOR, BUNDLE_GATED, 1))
     early = json.dumps(f"../{EARLY_SCRIPT}") if (site / EARLY_SCRIPT).is_file() else "null"
     sizes = json.dumps([len(part) for part in parts])
+    shared = json.dumps(SHARED_FILES)  # not all written yet: other addons' post_build may run after this one
     loader = _LOADER.format(
-        mark=LOADER_MARK, pack=pack.name, early=early, probe=PROBE_BYTES, fast_link=FAST_LINK, sizes=sizes
+        mark=LOADER_MARK,
+        pack=pack.name,
+        early=early,
+        probe=PROBE_BYTES,
+        fast_link=FAST_LINK,
+        sizes=sizes,
+        shared=shared,
     )
     page.write_text(html[: found.start()] + loader + html[found.start() :])
     return pack

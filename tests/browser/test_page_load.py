@@ -6,7 +6,11 @@ takes (ts/src/early.ts, WorkerPool), without isolation too (JupyterLite's servic
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import re
+import shutil
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from concurrent_kernel.lite_app_pack import SHARED_FILES
 from conftest import serve_module
 
 EXT = "/extensions/concurrent-kernel/static/"
@@ -229,3 +234,68 @@ def test_damaged_decoded_copies_are_decoded_again(page: Any, base_url: str) -> N
     again = _timings(page)
     assert {"inflated memory", "inflated files", "fetched pyodide.asm.wasm", "compiled pyodide.asm.wasm"} <= set(again)
     assert "cached memory" not in again and "cached files" not in again and "undelta" in again, again
+
+
+@pytest.fixture
+def no_cache_site(site_dir: Path, tmp_path: Path) -> Iterator[tuple[str, Any, Path]]:
+    """A copy of the site (hard links: a file changed by a test is replaced, never written through) from a host that
+    makes every file revalidate (`Cache-Control: no-cache`, an ETag, 304 for a matching If-None-Match), the log of
+    what it served, and the copy's folder."""
+    copy = tmp_path / "site"
+    shutil.copytree(site_dir, copy, copy_function=os.link)
+    serve = serve_module()
+    served = serve.ServeLog()
+    server, url = serve.serve_in_thread(copy, 0, True, None, served, "no-cache", True)
+    yield url, served, copy
+    server.shutdown()
+
+
+def _quiet(served: Any, seconds: float = 2.0, at_most: float = 60.0) -> None:
+    """Wait until the server has had no new request for SECONDS (the page's downloads in the background are done)."""
+    end = time.monotonic() + at_most
+    count, since = -1, time.monotonic()
+    while time.monotonic() < end:
+        if len(served.entries) != count:
+            count, since = len(served.entries), time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the page kept fetching")
+
+
+def _reload_for_result(page: Any, served: Any) -> list[Any]:
+    """Reload, wait for the result and the background downloads; what the server was asked meanwhile."""
+    before = len(served.entries)
+    page.reload()
+    page.locator(".jp-OutputArea-output", has_text="42").first.wait_for(timeout=120_000)
+    _quiet(served)
+    return served.entries[before:]
+
+
+def test_reload_from_a_no_cache_host_downloads_nothing_and_asks_for_each_start_up_file_once(
+    page: Any, no_cache_site: tuple[str, Any, Path]
+) -> None:
+    """Every request of a reload is a revalidation answered 304 (nothing downloaded again), and the app's start-up
+    JSON (settings schemas, translations) is asked for once per page, not once per plugin that
+    reads it (lite_app_pack.SHARED_FILES: a dozen sequential round trips before). A file rebuilt since (a new ETag)
+    is downloaded again by the next reload, the others are not."""
+    url, served, copy = no_cache_site
+    _open_repl(page, url, "print(6*7)", "42")
+    _wait_decoded_cache(page)
+    _quiet(served)
+    again = _reload_for_result(page, served)
+    assert again and {e.status for e in again} == {304}, [(e.path, e.status) for e in again if e.status != 304]
+    assert sum(e.nbytes for e in again) == 0
+    paths = [e.path for e in again]
+    for name in SHARED_FILES:
+        assert paths.count("/" + name) <= 1, (name, paths)
+    assert paths.count("/build/schemas/all.json") == 1 and paths.count("/api/translations/all.json") == 1, paths
+    # The build's settings file changes (here: written again, indented): the next reload downloads it, and only it.
+    rebuilt = copy / "build" / "schemas" / "all_federated.json"
+    text = json.dumps(json.loads(rebuilt.read_text()), indent=2)
+    rebuilt.unlink()  # a hard link to the original site's file: replace it
+    rebuilt.write_text(text)
+    third = _reload_for_result(page, served)
+    fetched = [(e.path, e.status) for e in third if e.status != 304]
+    assert fetched == [("/build/schemas/all_federated.json", 200)], fetched
+    assert sum(e.nbytes for e in third) == len(text.encode())
