@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -71,6 +72,27 @@ async def test_warm_up_runs_a_throwaway_kernel() -> None:
         assert results[0]["content"]["data"]["text/plain"] == "0"
     finally:
         await handle.shutdown()
+
+
+@pytest.mark.anyio
+async def test_warm_up_can_end_with_a_failing_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spare's warm-up formats one traceback (the first interrupt's is then warm); the snapshot's does not."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shown: list[str] = []
+    original = InteractiveShell.showtraceback
+
+    def spy(self: InteractiveShell, *args: Any, **kwargs: Any) -> None:
+        shown.append(type(sys.exc_info()[1]).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(InteractiveShell, "showtraceback", spy)
+    assert await callback_transport.warm_up(2) == 2
+    assert shown == []
+    assert await callback_transport.warm_up(2, failing_cell=True) == 2
+    assert shown == ["ZeroDivisionError"]
+    assert await callback_transport.warm_up(3, keep_going=iter([True, True, False]).__next__, failing_cell=True) == 1
+    assert shown == ["ZeroDivisionError"]  # stopped early: no failing cell either
 
 
 @pytest.mark.anyio

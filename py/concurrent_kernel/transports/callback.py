@@ -212,12 +212,17 @@ def start(
     return Handle(kernel, transport, task)
 
 
-async def warm_up(cells: int = 60, keep_going: Callable[[], bool] = lambda: True) -> int:
+async def warm_up(
+    cells: int = 60, keep_going: Callable[[], bool] = lambda: True, failing_cell: bool = False
+) -> int:
     """Run a throwaway kernel through up to `cells` executions, shut it down, and return how many ran.
 
     Why: Pyodide restored from a memory snapshot has run none of the kernel's code in this page, so the browser
     still runs it with its baseline wasm compiler (measured: the first 50 round trips ~17 ms p50, the next ones
     ~8 ms). A spare worker calls this before a notebook takes it; `keep_going` lets it stop early.
+    `failing_cell`: last, one cell that raises, so the first traceback a user meets (an interrupt's, ~400 ms cold:
+    stack_data, pygments and their wasm paths) is not the first formatted. Off for the snapshot build, whose
+    warm-up picks the modules of a first result (a traceback's would only make the snapshot bigger).
     """
     if not keep_going():
         return 0
@@ -246,6 +251,10 @@ async def warm_up(cells: int = 60, keep_going: Callable[[], bool] = lambda: True
                                                     "user_expressions": {}, "allow_stdin": False,
                                                     "stop_on_error": False})
             ran += 1
+        if failing_cell and ran == cells and keep_going():
+            await request(MsgType.EXECUTE_REQUEST, {"code": "1/0", "silent": False, "store_history": True,
+                                                    "user_expressions": {}, "allow_stdin": False,
+                                                    "stop_on_error": False})
     finally:
         await handle.shutdown()
     return ran

@@ -110,7 +110,7 @@ async function warmUp(py: IPyodide, timings: Record<string, number>): Promise<vo
   let run: IPyProxy | null = null;
   try {
     run = py.runPython('from concurrent_kernel.callback_transport import warm_up\nwarm_up') as IPyProxy;
-    timings.warmUpCells = Number(await (run(WARM_UP_CELLS, () => worker.options === null) as Promise<number>));
+    timings.warmUpCells = Number(await (run(WARM_UP_CELLS, () => worker.options === null, true) as Promise<number>));
   } catch (err) {
     log('warn', `warm-up failed (the kernel starts anyway): ${String(err)}`);
   } finally {
