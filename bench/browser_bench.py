@@ -4,6 +4,8 @@ For each kernel, in interleaved rounds, in a fresh browser context (empty HTTP c
   * first result: time from opening a new notebook (app already loaded) to the first execute_result of `1+1`;
   * round trip: N `1+1` execute requests through the notebook's kernel connection (JupyterLite's message
     path, the worker and the kernel), one at a time, timed in the page; p50 and p90;
+  * 200 `pass` execute requests sent at once, to the last execute_reply (a missing reply fails the row);
+  * a cell printing 20,000 lines, to its idle status (a missing or reordered line fails the row);
   * kernel_info while a cell awaits `asyncio.sleep(2)`, timed in the page;
   * interrupt of blocking code: `kernel.interrupt()` while `while True: pass` runs, to the execute reply (3 times;
     none when no reply comes in 5 s).
@@ -27,7 +29,6 @@ first result <= 0.5x the stock kernel's; round trip p50 <= 20 ms.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import statistics
@@ -43,7 +44,11 @@ sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 from lite import new_notebook, open_lab  # noqa: E402
 
-from conftest import CHROMIUM, CHROMIUM_ARGS, SITE  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, SITE, serve_module  # noqa: E402
+
+#: Execute requests sent at once, and lines printed by one cell (issue 20's throughput rows).
+PIPELINED_N = 200
+PRINTED_LINES = 20_000
 
 KERNELS = {"concurrent": "concurrent (this kernel)", "python": "stock jupyterlite-pyodide-kernel 0.8.6"}
 
@@ -97,6 +102,51 @@ async ({timeoutMs}) => {
 }
 """
 
+# Throughput: N `pass` execute requests sent at once through the kernel connection; time until the last
+# execute_reply. Fails (error set) when a reply is missing after timeoutMs.
+_PIPELINED = """
+async ({n, timeoutMs}) => {
+  const kernel = window.__ck['bench.ipynb'].sessionContext.session.kernel;
+  let replies = 0, last = 0, allIn;
+  const done = new Promise(res => { allIn = res; });
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const future = kernel.requestExecute({code: 'pass', silent: false, store_history: false});
+    future.onReply = () => { replies++; last = performance.now(); if (replies === n) allIn(); };
+  }
+  await Promise.race([done, new Promise(res => setTimeout(res, timeoutMs))]);
+  const ok = replies === n;
+  return {ms: ok ? last - t0 : null, replies, error: ok ? null : `${replies} of ${n} execute_replies`};
+}
+"""
+
+# Output throughput: a cell printing `lines` numbered lines; time from the request to its idle status. Every line
+# must arrive, in order (error set otherwise).
+_PRINTED = """
+async ({lines, timeoutMs}) => {
+  const kernel = window.__ck['bench.ipynb'].sessionContext.session.kernel;
+  let text = '', gotIdle;
+  const idle = new Promise(res => { gotIdle = res; });
+  const t0 = performance.now();
+  const future = kernel.requestExecute({code: `for i in range(${lines}): print(i)`, silent: false,
+                                        store_history: false});
+  future.onIOPub = msg => {
+    const type = msg.header.msg_type;
+    if (type === 'stream' && msg.content.name === 'stdout') text += msg.content.text;
+    if (type === 'status' && msg.content.execution_state === 'idle') gotIdle(performance.now());
+  };
+  const end = await Promise.race([idle, new Promise(res => setTimeout(() => res(null), timeoutMs))]);
+  if (end === null) return {ms: null, error: 'no idle status'};
+  let expected = '';
+  for (let i = 0; i < lines; i++) expected += i + '\\n';
+  if (text !== expected) {
+    const got = text.split('\\n').length - 1;
+    return {ms: null, error: `output differs from ${lines} lines in order (${got} lines, ${text.length} chars)`};
+  }
+  return {ms: end - t0, error: null};
+}
+"""
+
 # Interrupt of blocking code: `while True: pass` running (its "go" printed, then 300 ms), `kernel.interrupt()`,
 # time to the execute reply; null when none came in timeoutMs (the kernel is then left as it is).
 _INTERRUPT_BLOCKING = """
@@ -117,20 +167,21 @@ async ({timeoutMs}) => {
 """
 
 
+def _throughput(results: dict[str, list[dict[str, Any]]], kernel: str, key: str) -> str:
+    """Median of a throughput row's runs for KERNEL; a run that lost or reordered anything fails the row."""
+    runs = [r[key] for k, res in results.items() if k.split("@")[0] == kernel for r in res]
+    failed = [r["error"] for r in runs if r["ms"] is None]
+    if failed:
+        return f"FAILED in {len(failed)} of {len(runs)} runs: {failed[0]}"
+    return f"{statistics.median(r['ms'] for r in runs):.0f} ms (of {len(runs)})"
+
+
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _serve_module() -> Any:
-    spec = importlib.util.spec_from_file_location("serve_site", ROOT / "scripts" / "serve-site.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _serve() -> tuple[Any, str]:
-    return _serve_module().serve_in_thread(SITE, 0, True)
+    return serve_module().serve_in_thread(SITE, 0, True)
 
 
 def one_round(
@@ -154,6 +205,9 @@ def one_round(
         nb.wait_text(0, "2", 180)
         first = time.perf_counter() - t0
         got = page.evaluate(_ROUND_TRIPS, {"n": n, "timeoutMs": 60_000})
+        # before the interrupts: the stock kernel may be left running the interrupted loop
+        pipelined = page.evaluate(_PIPELINED, {"n": PIPELINED_N, "timeoutMs": 120_000})
+        printed = page.evaluate(_PRINTED, {"lines": PRINTED_LINES, "timeoutMs": 120_000})
         info_ms = page.evaluate(_INFO_WHILE_AWAITING, {"timeoutMs": 10_000})
         interrupts: list[float | None] = []
         for _ in range(interrupts_n):
@@ -169,6 +223,8 @@ def one_round(
         "lost_replies": got["lostReplies"],
         "info_while_awaiting_ms": info_ms,
         "interrupt_blocking_ms": interrupts,
+        "pipelined": pipelined,
+        "printed": printed,
     }
 
 
@@ -358,7 +414,7 @@ def _timeline(trial: dict[str, Any]) -> list[str]:
 def main_cold(args: argparse.Namespace) -> int:
     from playwright.sync_api import sync_playwright
 
-    serve = _serve_module()
+    serve = serve_module()
     # "nocache": the throttled link from a host that makes every file revalidate (Cache-Control: no-cache, ETag).
     nets = {"localhost": (None, None, False), "throttled": (True, None, False), "nocache": (True, "no-cache", True)}
     logs = {net: serve.ServeLog() for net in nets}
@@ -497,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
                         results[f"{kernel}@{mode:g}"].append(res)
                         print(
                             f"round {r + 1} {kernel:10s} idle {mode:g}s: first result {res['first_result_s']:.2f} s, "
-                            f"round trip p50 {statistics.median(res['round_trips_ms']):.1f} ms",
+                            f"round trip p50 {statistics.median(res['round_trips_ms']):.1f} ms, "
+                            f"pipelined {res['pipelined']['ms']} ms, printed {res['printed']['ms']} ms",
                             file=sys.stderr,
                         )
             browser.close()
@@ -559,6 +616,11 @@ def main(argv: list[str] | None = None) -> int:
         ("kernel_info while a cell awaits (median)", "info_while_awaiting_ms"),
     ):
         print(f"| {label} | {cell('python', key, 'ms')} | {cell('concurrent', key, 'ms')} |")
+    for label, key in (
+        (f"{PIPELINED_N} pipelined `pass` executes -> last execute_reply, every reply (median)", "pipelined"),
+        (f"{PRINTED_LINES:,} printed lines -> idle, every line in order (median)", "printed"),
+    ):
+        print(f"| {label} | {_throughput(results, 'python', key)} | {_throughput(results, 'concurrent', key)} |")
     ratio = ratios[0.0]
     if args.json:
         args.json.write_text(json.dumps({"results": results, "summary": summary, "ratio": ratio}, indent=1))

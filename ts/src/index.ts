@@ -7,6 +7,7 @@ import { IServiceWorkerManager } from '@jupyterlite/apputils';
 import { IKernelClient, IKernelSpecs } from '@jupyterlite/services';
 
 import debuggerPlugin, { canSuspendWasm, debuggerDisabled } from './debugger';
+import { fastSendsFor } from './fastSocket';
 import { ConcurrentKernel, WorkerPool, liveKernels } from './kernel';
 import type { IPackageSettings } from './protocol';
 import { KERNEL_NAME, MARKS, PLUGIN_ID, spareUrls, spareWanted, STOCK_PLUGIN_ID } from './spare';
@@ -143,6 +144,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         resources: { 'logo-32x32': LOGO, 'logo-64x64': LOGO }
       },
       create: async options => {
+        // Before the app connects to this kernel: its requests then skip mock-socket's 4 ms timer (fastSocket.ts).
+        fastSendsFor(app.serviceManager.kernels.serverSettings as unknown as { WebSocket: unknown }, id =>
+          liveKernels.has(id)
+        );
         const serviceWorkerEnabled = isolated ? false : await serviceWorkerReady(serviceWorker);
         return new ConcurrentKernel({
           ...options,
