@@ -79,6 +79,12 @@ class Dap:
     async def frames(self, thread_id: int) -> list[dict[str, Any]]:
         return list((await self("stackTrace", {"threadId": thread_id}))["body"]["stackFrames"])
 
+    async def step(self, command: str, thread_id: int) -> dict[str, Any]:
+        """`next`, `stepIn` or `stepOut` on THREAD_ID: the top frame once it has stopped again."""
+        assert (await self(command, {"threadId": thread_id}))["success"]
+        await self.wait_event("stopped", reason="step", threadId=thread_id)
+        return (await self.frames(thread_id))[0]
+
     async def scope(self, frame_id: int, name: str = "Locals") -> dict[str, dict[str, Any]]:
         scopes = (await self("scopes", {"frameId": frame_id}))["body"]["scopes"]
         ref = next(s["variablesReference"] for s in scopes if s["name"] == name)
@@ -166,17 +172,11 @@ async def test_breakpoint_variables_step_continue(dap: Dap) -> None:
     assert evaluated["body"]["result"] == "20"
     rich = await dap("richInspectVariables", {"variableName": "a", "frameId": frames[0]["id"]})
     assert rich["success"] and rich["body"]["data"] == {"text/plain": "2"}
-    assert (await dap("next", {"threadId": thread_id}))["success"]
-    await dap.wait_event("stopped", reason="step", threadId=thread_id)
-    frames = await dap.frames(thread_id)
-    assert frames[0]["line"] == 3 and (await dap.locals_of(frames[0]["id"]))["total"] == "5"
-    assert (await dap("stepOut", {"threadId": thread_id}))["success"]
-    await dap.wait_event("stopped", reason="step", threadId=thread_id)
-    frames = await dap.frames(thread_id)
-    assert (frames[0]["name"], frames[0]["line"]) == ("<module>", 5)
-    assert (await dap("next", {"threadId": thread_id}))["success"]
-    await dap.wait_event("stopped", reason="step", threadId=thread_id)
-    assert (await dap.frames(thread_id))[0]["line"] == 6
+    top = await dap.step("next", thread_id)
+    assert top["line"] == 3 and (await dap.locals_of(top["id"]))["total"] == "5"
+    top = await dap.step("stepOut", thread_id)
+    assert (top["name"], top["line"]) == ("<module>", 5)
+    assert (await dap.step("next", thread_id))["line"] == 6
     assert (await dap("continue", {"threadId": thread_id}))["success"]
     content, out = await finish(dap.client, msg_id)
     assert content["status"] == "ok" and out == "result is 5\n"
@@ -188,17 +188,11 @@ async def test_step_in_and_out_of_a_function(dap: Dap) -> None:
     await dap.breakpoint_in_cell(cell, 5)
     msg_id = execute(dap.client, cell)
     thread_id = (await dap.wait_event("stopped", reason="breakpoint"))["body"]["threadId"]
-    assert (await dap("stepIn", {"threadId": thread_id}))["success"]
-    await dap.wait_event("stopped", reason="step", threadId=thread_id)
-    top = (await dap.frames(thread_id))[0]
+    top = await dap.step("stepIn", thread_id)
     assert (top["name"], top["line"]) == ("inner", 2)
-    assert (await dap("stepOut", {"threadId": thread_id}))["success"]
-    await dap.wait_event("stopped", reason="step", threadId=thread_id)
-    top = (await dap.frames(thread_id))[0]
+    top = await dap.step("stepOut", thread_id)
     assert (top["name"], top["line"]) == ("<module>", 5)  # back in the caller, the assignment still to finish
-    assert (await dap("next", {"threadId": thread_id}))["success"]
-    await dap.wait_event("stopped", reason="step", threadId=thread_id)
-    top = (await dap.frames(thread_id))[0]
+    top = await dap.step("next", thread_id)
     assert top["line"] == 6 and (await dap.locals_of(top["id"]))["value"] == "2"
     # Stepping past the cell's last line runs it to its end (the kernel's code is not stepped through).
     assert (await dap("next", {"threadId": thread_id}))["success"]
