@@ -13,13 +13,20 @@ from typing import Any
 import lite
 import pytest
 
-from lab.debugger_ui import SIDEBAR, callstack_button, click_breakpoint, top_frame_line, turn_on, wait_variables
+from lab.debugger_ui import (
+    ADD_CELL,
+    SIDEBAR,
+    TASK_CELL,
+    callstack_button,
+    top_frame_line,
+    turn_on,
+    turn_on_with_breakpoint,
+    wait_variables,
+)
 from lab.lab import LabNotebook, output_text
 
 pytestmark = pytest.mark.timeout(600)
 
-CELL = "def add(a, b):\n    total = a + b\n    return total\n\nresult = add(2, 3)\nprint('result is', result)"
-TASK_CELL = "# task\nprint('task ran while stopped')"
 #: JupyterLab drops the first Ctrl+Enter typed right after the kernel turns idle (ENVIRONMENT.md).
 SETTLE_S = 2.0
 
@@ -57,16 +64,13 @@ def _panel_chunk(site_dir: Any) -> str:
 def test_breakpoint_variables_step_continue_task_and_interrupt(
     page: Any, base_url: str, plain_url: str, isolated: bool
 ) -> None:
-    nb = _notebook(page, base_url if isolated else plain_url, [CELL, TASK_CELL])
+    nb = _notebook(page, base_url if isolated else plain_url, [ADD_CELL, TASK_CELL])
     assert page.evaluate("crossOriginIsolated") is isolated
     info = _kernel_info(nb)
     assert info["debugger"] is True and "debugger" in info["features"]
     assert nb.js(_RUN_AND_READ, _ECHO_TARGET) == ""
     sel = nb.panel_selector()
-    turn_on(page, sel)
-    # a breakpoint on line 2 of the first cell, clicked in the gutter
-    click_breakpoint(page, sel, 2)
-    page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
+    turn_on_with_breakpoint(page, sel, 2)  # line 2 of the first cell, clicked in the gutter
 
     nb.run_cell_keyboard(0)
     # stopped in add(): the variables panel shows the frame's locals, the call stack names the cell
@@ -155,11 +159,9 @@ async (p) => {
 def test_a_reloaded_page_restores_the_breakpoints(page: Any, base_url: str) -> None:
     """A JupyterLite kernel dies with its page: the page keeps its debug session and gives it to the notebook's
     next kernel, so after a reload the debugger is on, the breakpoint is back in the cell and stops it."""
-    nb = _notebook(page, base_url, [CELL])
+    nb = _notebook(page, base_url, [ADD_CELL])
     sel = nb.panel_selector()
-    turn_on(page, sel)
-    click_breakpoint(page, sel, 2)
-    page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
+    turn_on_with_breakpoint(page, sel, 2)  # line 2 of the first cell, clicked in the gutter
 
     page.reload()
     page.wait_for_function("window.jupyterapp !== undefined", timeout=90_000)
@@ -226,7 +228,7 @@ def test_a_site_can_leave_the_debugger_out(page: Any, plain_url: str, site_dir: 
         route.fulfill(response=response, json=config)
 
     page.route("**/jupyter-lite.json", with_setting)
-    nb = _notebook(page, plain_url, [CELL])
+    nb = _notebook(page, plain_url, [ADD_CELL])
     assert _kernel_info(nb)["debugger"] is False
     nb.run_cell_keyboard(0)
     assert "result is 5" in output_text(nb.wait_done(0))
@@ -250,7 +252,7 @@ def test_other_kernels_are_not_touched(page: Any, plain_url: str, site_dir: Any,
     chunk = _panel_chunk(site_dir)
     assert not [url for url in requests_seen if chunk in url]
     assert page.locator(SIDEBAR).count() == 0
-    ours = _notebook(page, plain_url, [CELL], open_page=False)
+    ours = _notebook(page, plain_url, [ADD_CELL], open_page=False)
     turn_on(page, ours.panel_selector())
     assert [url for url in requests_seen if chunk in url]
     page.evaluate("(p) => window.jupyterapp.shell.activateById(window.__ck[p].id)", stock.path)

@@ -10,6 +10,10 @@ from typing import Any
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 SIDEBAR = "#jp-debugger-sidebar"
+#: The cell both kernels' tests stop in: a breakpoint on its line 2 stops inside add() with a = 2, b = 3.
+ADD_CELL = "def add(a, b):\n    total = a + b\n    return total\n\nresult = add(2, 3)\nprint('result is', result)"
+#: A cell that runs (and prints) while another is stopped.
+TASK_CELL = "# task\nprint('task ran while stopped')"
 
 
 def variables_text(page: Any) -> str:
@@ -106,3 +110,10 @@ def turn_on(page: Any, panel_selector: str) -> None:
 _PAUSE_ENABLED = """
 (s) => { const b = document.querySelector(s); return !!b && b.getAttribute('aria-disabled') === 'false'; }
 """
+
+
+def turn_on_with_breakpoint(page: Any, panel_selector: str, line: int) -> None:
+    """Turn the debugger on and click a breakpoint on `line` of the first cell: done once the sidebar lists it."""
+    turn_on(page, panel_selector)
+    click_breakpoint(page, panel_selector, line)
+    page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()

@@ -11,13 +11,18 @@ import pytest
 
 from e2e_helpers import spec_name
 
-from .debugger_ui import SIDEBAR, callstack_button, click_breakpoint, top_frame_line, turn_on, wait_variables
+from .debugger_ui import (
+    ADD_CELL,
+    SIDEBAR,
+    TASK_CELL,
+    callstack_button,
+    top_frame_line,
+    turn_on_with_breakpoint,
+    wait_variables,
+)
 from .lab import LabNotebook, LabServer, output_text
 
 pytestmark = pytest.mark.browser
-
-CELL = "def add(a, b):\n    total = a + b\n    return total\n\nresult = add(2, 3)\nprint('result is', result)"
-TASK_CELL = "# task\nprint('task ran while stopped')"
 
 
 def _fresh_notebook(page: Any, server: LabServer, kernel_name: str, cells: list[str]) -> LabNotebook:
@@ -34,14 +39,12 @@ def _fresh_notebook(page: Any, server: LabServer, kernel_name: str, cells: list[
 def test_breakpoint_variables_step_continue_task_and_interrupt(
     lab_page: Any, lab_server: LabServer, backend: str
 ) -> None:
-    nb = _fresh_notebook(lab_page, lab_server, spec_name(backend), [CELL, TASK_CELL])
+    nb = _fresh_notebook(lab_page, lab_server, spec_name(backend), [ADD_CELL, TASK_CELL])
     page = nb.page
     sel = nb.panel_selector()
-    # the bug button is enabled once JupyterLab has checked the kernelspec (metadata.debugger) and the kernel
-    turn_on(page, sel)
-    # a breakpoint on line 2 of the first cell, clicked in the gutter (element 0 is CodeMirror's hidden spacer)
-    click_breakpoint(page, sel, 2)
-    page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
+    # the bug button is enabled once JupyterLab has checked the kernelspec (metadata.debugger) and the kernel;
+    # then a breakpoint on line 2 of the first cell, clicked in the gutter
+    turn_on_with_breakpoint(page, sel, 2)
 
     nb.run_cell_keyboard(0)
     # stopped in add(): the variables panel shows the frame's locals
@@ -96,12 +99,10 @@ async ({id, code}) => {
 @pytest.mark.timeout(300)
 def test_a_reloaded_page_restores_the_stopped_cell(lab_page: Any, lab_server: LabServer) -> None:
     """debugInfo: after a reload the panel shows the breakpoint and the stopped frame again, and continue works."""
-    nb = _fresh_notebook(lab_page, lab_server, spec_name("asyncio"), [CELL])
+    nb = _fresh_notebook(lab_page, lab_server, spec_name("asyncio"), [ADD_CELL])
     page = nb.page
     sel = nb.panel_selector()
-    turn_on(page, sel)
-    click_breakpoint(page, sel, 2)
-    page.locator(f"{SIDEBAR} .jp-DebuggerBreakpoint").first.wait_for()
+    turn_on_with_breakpoint(page, sel, 2)  # line 2 of the first cell, clicked in the gutter
     nb.run_cell_keyboard(0)
     wait_variables(page, "a\n2\nb\n3")
 
