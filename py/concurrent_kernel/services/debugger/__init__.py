@@ -155,6 +155,22 @@ def shown_variable(name: str) -> bool:
     return name not in _HIDDEN and not _HIDDEN_PATTERN.match(name)
 
 
+#: Most items of a container listed, most characters of a value's repr shown (as debugpy's defaults).
+MAX_ITEMS = 1000
+MAX_REPR = 1000
+
+
+def safe_repr(value: Any, limit: int | None = MAX_REPR) -> str:
+    """The value's repr, cut at LIMIT characters; a repr that raises is described, not raised."""
+    try:
+        text = repr(value)
+    except Exception as exc:
+        text = f"<repr failed: {type(exc).__name__}: {exc}>"
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return text
+
+
 class VariableExplorer:
     """Variables of the user namespace for the panel when no thread is stopped (DAP `variables` shape).
 
@@ -177,9 +193,9 @@ class VariableExplorer:
         parent, path = self._refs[reference]
         items: list[tuple[str, Any, str]] = []
         if isinstance(parent, dict):
-            items = [(repr(k), v, f"{path}[{k!r}]") for k, v in list(parent.items())[:1000]]
+            items = [(repr(k), v, f"{path}[{k!r}]") for k, v in list(parent.items())[:MAX_ITEMS]]
         elif isinstance(parent, (list, tuple)):
-            items = [(str(i), v, f"{path}[{i}]") for i, v in enumerate(parent[:1000])]
+            items = [(str(i), v, f"{path}[{i}]") for i, v in enumerate(parent[:MAX_ITEMS])]
         else:
             attrs = getattr(parent, "__dict__", None)
             if isinstance(attrs, dict):
@@ -194,14 +210,8 @@ class VariableExplorer:
         if expandable:
             reference = next(self._ids)
             self._refs[reference] = (value, expression)
-        try:
-            text = repr(value)
-        except Exception as exc:
-            text = f"<repr failed: {type(exc).__name__}: {exc}>"
-        if len(text) > 1000:
-            text = text[:1000] + "..."
         return {
-            "name": name, "value": text, "type": type(value).__name__, "evaluateName": expression,
+            "name": name, "value": safe_repr(value), "type": type(value).__name__, "evaluateName": expression,
             "variablesReference": reference,
         }
 

@@ -20,25 +20,15 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
+from . import MAX_ITEMS, MAX_REPR, safe_repr
+
 FIRST_REFERENCE = 1 << 20
-MAX_ITEMS = 1000
-MAX_REPR = 1000
 
 GROUPS = ("special variables", "function variables", "class variables")
 
 
 class EvaluationError(Exception):
     """An expression failed; the message is what the front end shows."""
-
-
-def safe_repr(value: Any, limit: int | None = MAX_REPR) -> str:
-    try:
-        text = repr(value)
-    except Exception as exc:
-        text = f"<repr failed: {type(exc).__name__}: {exc}>"
-    if limit is not None and len(text) > limit:
-        text = text[:limit] + "..."
-    return text
 
 
 def _group_of(name: str, value: Any) -> str | None:
