@@ -11,13 +11,6 @@
  * the same page starts without a session, as a restarted CPython kernel does.
  */
 
-/**
- * The signal that pauses busy code (services/debugger/monitoring.py PAUSE_SIGNAL, SIGUSR1): a busy cell holds the
- * worker, so the panel's pause request waits behind it; on a cross-origin isolated page the page also puts this
- * signal in Pyodide's interrupt buffer, which Python checks as it runs.
- */
-export const PAUSE_SIGNAL = 10;
-
 /** The page's and the kernel's channel (transports/callback.py DEBUGGER_STATE_CHANNEL). */
 export const DEBUGGER_STATE_CHANNEL = 'ck-debugger-state';
 

@@ -18,11 +18,13 @@ import {
   FromWorker,
   IInitOptions,
   IPackageSettings,
+  PAUSE_SIGNAL,
+  SIGINT,
   STDIN_BUFFER_BYTES,
   STDIN_HEADER_BYTES,
   ToWorker
 } from './protocol';
-import { DEBUGGER_STATE_CHANNEL, DebuggerSessionKeeper, noteDebuggerOffered, PAUSE_SIGNAL } from './debuggerSession';
+import { DEBUGGER_STATE_CHANNEL, DebuggerSessionKeeper, noteDebuggerOffered } from './debuggerSession';
 import { ISpare, MARKS, startSpare, takeEarlySpare } from './spare';
 
 /**
@@ -334,7 +336,7 @@ export class ConcurrentKernel implements IKernel {
     if (Atomics.compareExchange(ctl, 1, seq, -seq) !== seq) {
       return;
     }
-    Atomics.store(ctl, 0, 2); // SIGINT
+    Atomics.store(ctl, 0, SIGINT);
     Atomics.notify(ctl, 0); // wakes a time.sleep that blocks the worker (worker/interrupt.ts blockingSleep)
     if (this._awaitingInput && this._pendingInput) {
       // input() blocks in Atomics.wait, where the interrupt buffer is not checked:

@@ -6,6 +6,15 @@
 export const STDIN_HEADER_BYTES = 8;
 export const STDIN_BUFFER_BYTES = 1 << 20;
 
+/** What slot [0] of the interrupt buffer holds for Python: Pyodide raises KeyboardInterrupt for SIGINT. */
+export const SIGINT = 2;
+/**
+ * The signal that pauses busy code (services/debugger/monitoring.py PAUSE_SIGNAL, SIGUSR1): a busy cell holds the
+ * worker, so the panel's pause request waits behind it; on a cross-origin isolated page the page also puts this
+ * signal in Pyodide's interrupt buffer, which Python checks as it runs.
+ */
+export const PAUSE_SIGNAL = 10;
+
 /** Options the main thread sends once to start Pyodide and the kernel. */
 export interface IInitOptions {
   /** Directory URL holding pyodide.mjs, the lock, the manifest and wheels. */

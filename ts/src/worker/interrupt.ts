@@ -2,6 +2,7 @@
  * Interrupts from the page. The page first posts an interrupt (awaiting cells are cancelled through the kernel);
  * if no acknowledgement comes in time it sets Pyodide's interrupt buffer itself, for code that blocks the worker.
  */
+import { SIGINT } from '../protocol';
 import { log, post } from './page';
 import type { IPyProxy, IPyodide } from './types';
 
@@ -32,15 +33,15 @@ export function blockingSleep(): ((seconds: number) => boolean) | null {
   const array = interruptArray;
   return (seconds: number): boolean => {
     const end = performance.now() + seconds * 1000;
-    // Only SIGINT ends the wait: the debugger's pause signal (debuggerSession.ts PAUSE_SIGNAL) may be there too.
+    // Only SIGINT ends the wait: the debugger's pause signal (PAUSE_SIGNAL) may be there too.
     for (let left = seconds * 1000; left > 0; left = end - performance.now()) {
       const value = Atomics.load(array, 0);
-      if (value === 2) {
+      if (value === SIGINT) {
         break;
       }
       Atomics.wait(array, 0, value, left);
     }
-    return Atomics.compareExchange(array, 0, 2, 0) === 2;
+    return Atomics.compareExchange(array, 0, SIGINT, 0) === SIGINT;
   };
 }
 
@@ -75,7 +76,7 @@ export function busyFlag(): ((value: number) => number) | null {
       Atomics.store(array, BUSY, BUSY_ESCALATED); // a nested step ended: its outer one is still on the CPU
       return 1;
     }
-    if (Atomics.compareExchange(array, 0, 2, 0) === 2) {
+    if (Atomics.compareExchange(array, 0, SIGINT, 0) === SIGINT) {
       withdrawn = true;
       return BUSY_ESCALATED;
     }
@@ -99,7 +100,7 @@ export function onInterrupt(seq: number): void {
     if (old === -seq) {
       escalated = true;
       Atomics.store(interruptArray, 1, 0);
-      if (Atomics.exchange(interruptArray, 0, 0) === 2) {
+      if (Atomics.exchange(interruptArray, 0, 0) === SIGINT) {
         withdrawn = true; // Python never took the signal: its code left the CPU first
       }
     }

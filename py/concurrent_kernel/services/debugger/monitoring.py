@@ -38,7 +38,7 @@ _internal: ContextVar[bool] = ContextVar("concurrent_kernel_debugger_internal", 
 
 
 #: The signal the page raises through Pyodide's interrupt buffer to pause busy code (SIGUSR1: 10 in Pyodide, as
-#: ts/src/debuggerSession.ts PAUSE_SIGNAL says).
+#: ts/src/protocol.ts PAUSE_SIGNAL says).
 PAUSE_SIGNAL = 10
 
 
