@@ -271,16 +271,15 @@ export class ConcurrentKernel implements IKernel {
       this._executing.set(m.header.msg_id, m);
       this._lastExecute = m;
     }
-    if (m.header.msg_type === 'debug_request' && (m.content as { command?: unknown }).command === 'pause') {
-      // A busy cell would see the pause request only once it finishes: signal it through the interrupt buffer
-      // (unless an interrupt is waiting there).
-      if (this._interruptBuffer && this._pythonReady) {
+    if (m.header.msg_type === 'debug_request') {
+      const command = (m.content as { command?: unknown }).command;
+      if (command === 'pause' && this._interruptBuffer && this._pythonReady) {
+        // A busy cell would see the pause request only once it finishes: signal it through the interrupt buffer
+        // (unless an interrupt is waiting there).
         Atomics.compareExchange(new Int32Array(this._interruptBuffer), 0, 0, PAUSE_SIGNAL);
       }
-    }
-    if (m.header.msg_type === 'debug_request' && this._debuggerSession) {
       // Before the panel's first request after a reload: the session this notebook's kernel had (debuggerSession.ts).
-      const kept = this._debuggerSession.handOver();
+      const kept = this._debuggerSession?.handOver();
       if (kept) {
         this._post({ type: 'msg', msgJson: kept, buffers: [] });
       }
