@@ -20,6 +20,7 @@ import argparse
 import functools
 import http.server
 import os
+import stat
 import sys
 import threading
 import time
@@ -131,7 +132,7 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
             st = os.stat(path)
         except OSError:
             return False
-        if not os.path.isfile(path):
+        if not stat.S_ISREG(st.st_mode):
             return False
         self._etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
         wanted = [t.strip() for t in self.headers.get("If-None-Match", "").split(",")]
