@@ -219,9 +219,10 @@ async def warm_up(cells: int = 60, keep_going: Callable[[], bool] = lambda: True
     still runs it with its baseline wasm compiler (measured: the first 50 round trips ~17 ms p50, the next ones
     ~8 ms). A spare worker calls this before a notebook takes it; `keep_going` lets it stop early.
 
-    The first cell is interrupted (it raises KeyboardInterrupt): a process's first traceback imports stack_data
-    and pygments' Python lexer and compiles its regexes, which made the first interrupt of a kernel in the page
-    cost 0.4-1.8 s instead of ~4 ms. The snapshot's build runs this too, so those modules come in the snapshot.
+    The first cell is interrupted (it raises KeyboardInterrupt): a process's first traceback imports stack_data and
+    pygments' formatters, reads pygments' default style and compiles regexes, which made the first interrupt of a
+    kernel in the page cost 0.4-1.8 s instead of ~10 ms. The snapshot's build runs this too, so those modules come
+    in the snapshot.
     """
     if not keep_going():
         return 0
