@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from concurrent_kernel import callback_transport
+from concurrent_kernel._messages import EncodedList
+from concurrent_kernel.transports.callback import _SPLICE, to_json
 
 
 @pytest.fixture
@@ -151,3 +153,56 @@ async def test_busy_flag_is_set_only_while_a_cells_step_runs() -> None:
         assert _execution.stepper is _execution.Stepper and _execution.busy_flag is None
     finally:
         await other.shutdown()
+
+
+def test_an_encoded_list_is_spliced_in_and_nothing_else_changes() -> None:
+    """The module list's JSON is written once and spliced into each reply; a user's string that reads like the
+    placeholder, in a message without an encoded list, stays as it was."""
+    listed = EncodedList([{"id": 0, "name": "json", "path": "/lib/json/__init__.py"}, {"id": 3, "name": "é\n"}])
+    lookalike = f"\0{_SPLICE}0\0"
+    body = {"first": [lookalike], "content": {"body": {"modules": listed, "total": 4}, "again": listed}, "n": 1.5}
+    decoded = json.loads(to_json(body))
+    assert decoded == {"first": [lookalike], "content": {"body": {"modules": list(listed), "total": 4},
+                                                         "again": list(listed)}, "n": 1.5}
+    assert listed.text == json.dumps(list(listed))
+    plain = {"text": lookalike, "when": object}
+    assert json.loads(to_json(plain)) == {"text": lookalike, "when": str(object)}
+
+
+@pytest.mark.anyio
+async def test_the_debugger_module_list_follows_imports() -> None:
+    """JupyterLab asks for `modules` after every cell; the list is the same until a cell imports a module."""
+    sent: list[dict[str, Any]] = []
+    handle = callback_transport.start(lambda text, buffers: sent.append(json.loads(text)), debugger=True)
+    try:
+        def modules(seq: int) -> str:
+            return json.dumps({**json.loads(_request("debug_request", {"type": "request", "seq": seq,
+                                                                        "command": "modules", "arguments": {}},
+                                                     f"m{seq}")), "channel": "control"})
+
+        first = (await _run_control(handle, sent, modules(1), "m1"))["content"]
+        again = (await _run_control(handle, sent, modules(2), "m2"))["content"]
+        assert first["success"] and again["request_seq"] == 2 and again["body"] == first["body"]
+        names = {m["name"] for m in first["body"]["modules"]}
+        assert "json" in names and "colorsys" not in names
+        await _run(handle, sent, _execute("import colorsys", "imp"), "imp")
+        after = (await _run_control(handle, sent, modules(3), "m3"))["content"]
+        assert "colorsys" in {m["name"] for m in after["body"]["modules"]}
+        part = (await _run_control(handle, sent, json.dumps({**json.loads(_request(
+            "debug_request", {"type": "request", "seq": 4, "command": "modules",
+                              "arguments": {"startModule": 0, "moduleCount": 50}}, "m4")), "channel": "control"}),
+            "m4"))["content"]
+        assert part["body"]["modules"] and all(m["id"] < 50 for m in part["body"]["modules"])
+    finally:
+        await handle.shutdown()
+
+
+async def _run_control(handle: callback_transport.Handle, sent: list[dict[str, Any]], raw: str,
+                       msg_id: str) -> dict[str, Any]:
+    handle.receive(raw)
+    for _ in range(3000):
+        replies = [m for m in sent if m["parent_header"].get("msg_id") == msg_id and m["channel"] == "control"]
+        if replies:
+            return replies[0]
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"no control reply to {msg_id} within 30 s")

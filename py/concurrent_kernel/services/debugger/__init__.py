@@ -32,11 +32,12 @@ import re
 import sys
 import tempfile
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import count
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..._messages import EncodedList
 from ..._protocol import DapCommand, DapEvent
 from ..tracebacks import CellCompiler
 
@@ -291,7 +292,7 @@ class Debugger:
         self.breakpoints: dict[str, list[dict[str, Any]]] = {}
         self.stopped_threads: set[int] = set()
         self.explorer = VariableExplorer()
-        self._modules_cache: tuple[tuple[int, Any], list[dict[str, Any]]] | None = None
+        self._modules_cache: tuple[tuple[int, Any], EncodedList] | None = None
         #: The exception filters last set (kept with the breakpoints for a reloaded page).
         self.exception_filters: list[str] = []
         self._removed_transforms: list[tuple[int, Any]] = []
@@ -586,12 +587,14 @@ class Debugger:
         listed = self._module_list()
         start = int(arguments.get("startModule") or 0)
         count = int(arguments.get("moduleCount") or len(sys.modules))
-        found = [entry for entry in listed if start <= entry["id"] < start + count]
+        found: Sequence[dict[str, Any]] = listed
+        if start > 0 or start + count < len(sys.modules):
+            found = [entry for entry in listed if start <= entry["id"] < start + count]
         return _response(request, body={"modules": found, "totalModules": len(sys.modules)})
 
-    def _module_list(self) -> list[dict[str, Any]]:
-        """The imported modules with a source file, kept until sys.modules changes: JupyterLab's panel asks for
-        them after every cell's execute_reply, even with no session started."""
+    def _module_list(self) -> EncodedList:
+        """The imported modules with a source file, kept (and their JSON written once) until sys.modules changes:
+        JupyterLab's panel asks for them after every cell's execute_reply, even with no session started."""
         signature = (len(sys.modules), next(reversed(sys.modules), None))
         if self._modules_cache is None or self._modules_cache[0] != signature:
             listed = []
@@ -599,7 +602,7 @@ class Debugger:
                 origin = getattr(getattr(module, "__spec__", None), "origin", None)
                 if isinstance(origin, str) and origin.endswith(".py"):
                     listed.append({"id": index, "name": module.__name__, "path": origin})
-            self._modules_cache = (signature, listed)
+            self._modules_cache = (signature, EncodedList(listed))
         return self._modules_cache[1]
 
     async def _disconnect(self, request: dict[str, Any]) -> dict[str, Any]:
