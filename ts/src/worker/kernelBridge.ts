@@ -24,8 +24,8 @@ def _ck_start(js_send, js_input, js_sleep, js_ended, services_json, debugger, js
     from concurrent_kernel import callback_transport
 
     def send(msg_json, buffers):
-        bufs = [bytes(b) for b in buffers] if buffers else []
-        js_send(msg_json, _to_js(bufs))
+        # None reaches JS as undefined (most messages have no buffers): an empty list's to_js cost ~20 us a message.
+        js_send(msg_json, _to_js([bytes(b) for b in buffers]) if buffers else None)
 
     def input_request(msg_json):
         return js_input(msg_json)
