@@ -134,6 +134,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // The debugger (./debugger.ts): offered where a stopped cell can suspend its stack, unless the site leaves
     // it out. The kernelspec says so as the CPython kernel's does (JupyterLab shows its panel only then).
     const offerDebugger = canSuspendWasm() && !debuggerDisabled();
+    // Before the app connects to any kernel: this kernel's requests then skip mock-socket's 4 ms timer
+    // (fastSocket.ts); other kernels' sockets keep mock-socket's own send.
+    fastSendsFor(app.serviceManager.kernels.serverSettings as unknown as { WebSocket: unknown }, id =>
+      liveKernels.has(id)
+    );
     kernelSpecs.register({
       spec: {
         name: KERNEL_NAME,
@@ -144,10 +149,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
         resources: { 'logo-32x32': LOGO, 'logo-64x64': LOGO }
       },
       create: async options => {
-        // Before the app connects to this kernel: its requests then skip mock-socket's 4 ms timer (fastSocket.ts).
-        fastSendsFor(app.serviceManager.kernels.serverSettings as unknown as { WebSocket: unknown }, id =>
-          liveKernels.has(id)
-        );
         const serviceWorkerEnabled = isolated ? false : await serviceWorkerReady(serviceWorker);
         return new ConcurrentKernel({
           ...options,

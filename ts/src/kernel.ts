@@ -12,11 +12,15 @@ import { PromiseDelegate, UUID } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
+  BUSY_ESCALATED,
+  BUSY_ON_CPU,
+  BUSY_SLOT,
   DRIVE_BUFFER_BYTES,
   DRIVE_REPLIED,
   DRIVE_TOO_LARGE,
   FromWorker,
   IInitOptions,
+  INTERRUPT_SLOTS,
   IPackageSettings,
   PAUSE_SIGNAL,
   SIGINT,
@@ -36,8 +40,6 @@ const HOLD_MS = 5;
 
 /** Milliseconds the worker gets to acknowledge an interrupt before we escalate. */
 const INTERRUPT_ACK_MS = 250;
-/** The interrupt buffer's busy flag: 1 while a cell's step runs synchronously in the worker (worker/interrupt.ts). */
-const BUSY_SLOT = 2;
 
 /**
  * Quiet time before the next spare worker is warmed. Warming one takes ~1.5 s of CPU; done at once, it slowed
@@ -311,7 +313,7 @@ export class ConcurrentKernel implements IKernel {
     // A cell's step is on the CPU (the worker's busy flag, worker/interrupt.ts busyFlag): the worker cannot answer
     // before it ends, so raise KeyboardInterrupt in it now. Claiming the flag lets the worker withdraw the signal if
     // the step leaves the CPU before Python takes it; the interrupt message then takes the soft path.
-    if (ctl && Atomics.compareExchange(ctl, BUSY_SLOT, 1, 2) === 1) {
+    if (ctl && Atomics.compareExchange(ctl, BUSY_SLOT, BUSY_ON_CPU, BUSY_ESCALATED) === BUSY_ON_CPU) {
       this._escalate(ctl, seq);
       return;
     }
@@ -398,7 +400,7 @@ export class ConcurrentKernel implements IKernel {
       debugger: !!options.debugger
     };
     if (this._isolated) {
-      this._interruptBuffer = new SharedArrayBuffer(12);
+      this._interruptBuffer = new SharedArrayBuffer(INTERRUPT_SLOTS * Int32Array.BYTES_PER_ELEMENT);
       this._stdinBuffer = new SharedArrayBuffer(STDIN_BUFFER_BYTES);
       init.interruptBuffer = this._interruptBuffer;
       init.stdinBuffer = this._stdinBuffer;

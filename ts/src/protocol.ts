@@ -6,6 +6,20 @@
 export const STDIN_HEADER_BYTES = 8;
 export const STDIN_BUFFER_BYTES = 1 << 20;
 
+/**
+ * The interrupt SharedArrayBuffer, an Int32Array of INTERRUPT_SLOTS: [0] the signal for Python (Pyodide's interrupt
+ * buffer), [1] the handshake of the page's latest interrupt (its sequence number, negated once the page set [0]),
+ * [BUSY_SLOT] the worker's busy flag (BUSY_*).
+ */
+export const INTERRUPT_SLOTS = 3;
+export const BUSY_SLOT = 2;
+/** No cell's step is on the CPU: the worker answers an interrupt message itself. */
+export const BUSY_IDLE = 0;
+/** A cell's step runs synchronously: the worker cannot answer before it ends, so the page sets [0] at once. */
+export const BUSY_ON_CPU = 1;
+/** The page claimed the flag and set (or is setting) [0]. */
+export const BUSY_ESCALATED = 2;
+
 /** What slot [0] of the interrupt buffer holds for Python: Pyodide raises KeyboardInterrupt for SIGINT. */
 export const SIGINT = 2;
 /**
@@ -24,7 +38,7 @@ export interface IInitOptions {
   kernelId: string;
   /** Service-worker browsing context id (stdin over sync XHR), if any. */
   browsingContextId?: string;
-  /** Int32Array[3]: [0] Pyodide's interrupt buffer, [1] interrupt handshake, [2] a cell's step is on the CPU. */
+  /** Int32Array[INTERRUPT_SLOTS]: the signal for Python, the interrupt handshake, the busy flag (see above). */
   interruptBuffer?: SharedArrayBuffer;
   /** stdin replies when cross-origin isolated (see STDIN_* constants). */
   stdinBuffer?: SharedArrayBuffer;

@@ -2,14 +2,11 @@
  * Interrupts from the page. The page first posts an interrupt (awaiting cells are cancelled through the kernel);
  * if no acknowledgement comes in time it sets Pyodide's interrupt buffer itself, for code that blocks the worker.
  */
-import { SIGINT } from '../protocol';
+import { BUSY_ESCALATED, BUSY_IDLE, BUSY_ON_CPU, BUSY_SLOT, SIGINT } from '../protocol';
 import { log, post } from './page';
 import type { IPyProxy, IPyodide } from './types';
 
-/**
- * [0] Pyodide's interrupt buffer, [1] the handshake with the page, [2] the busy flag (busyFlag below; protocol.ts
- * IInitOptions.interruptBuffer).
- */
+/** The page's interrupt buffer (its layout: protocol.ts INTERRUPT_SLOTS). */
 let interruptArray: Int32Array | null = null;
 let interruptKernel: IPyProxy | null = null;
 
@@ -47,9 +44,6 @@ export function blockingSleep(): ((seconds: number) => boolean) | null {
 
 // ---- busy flag: the page escalates at once while a cell's step runs (issue 20) ----
 
-/** [2]: 0 no cell's step on the CPU, 1 one is, 2 the page claimed it and set (or is setting) the interrupt buffer. */
-const BUSY = 2;
-const BUSY_ESCALATED = 2;
 /** A step ended or suspended after the page escalated but before Python took the signal: the soft path must run. */
 let withdrawn = false;
 
@@ -66,21 +60,21 @@ export function busyFlag(): ((value: number) => number) | null {
   const array = interruptArray;
   return (value: number): number => {
     if (value < 0) {
-      return Atomics.load(array, BUSY);
+      return Atomics.load(array, BUSY_SLOT);
     }
-    const old = Atomics.exchange(array, BUSY, value);
+    const old = Atomics.exchange(array, BUSY_SLOT, value);
     if (old !== BUSY_ESCALATED) {
       return old;
     }
-    if (value !== 0) {
-      Atomics.store(array, BUSY, BUSY_ESCALATED); // a nested step ended: its outer one is still on the CPU
-      return 1;
+    if (value !== BUSY_IDLE) {
+      Atomics.store(array, BUSY_SLOT, BUSY_ESCALATED); // a nested step ended: its outer one is still on the CPU
+      return BUSY_ON_CPU;
     }
     if (Atomics.compareExchange(array, 0, SIGINT, 0) === SIGINT) {
       withdrawn = true;
       return BUSY_ESCALATED;
     }
-    return 1; // Python took the signal inside the step
+    return BUSY_ON_CPU; // Python took the signal inside the step
   };
 }
 
