@@ -14,7 +14,9 @@ For each kernel, in interleaved rounds, in a fresh browser context (empty HTTP c
 
 With --steady the round trips are those of a kernel past its start, for either kernel: the page is left 3 s after
 the first result and 20 round trips are run uncounted first (this kernel's worker loads its later files and the
-browser tiers up Pyodide's wasm in the background for a few seconds after a start).
+browser tiers up Pyodide's wasm in the background for a few seconds after a start). For this kernel it also waits
+until the pool's next spare worker is warm: 2 s of quiet start it, and its warm-up (~1.5 s of one core) beside the
+round trips doubled them on this 2-core machine (10-11 ms against 5 ms p50 in one run).
 
 With --cold, instead: a reader of a docs page. The REPL opens with `?kernel=...&code=...&execute=1` in a fresh
 browser profile (empty disk cache) and the clock runs from page open to the printed result; then the same page
@@ -214,6 +216,8 @@ def one_round(
         first = time.perf_counter() - t0
         if steady:  # the start's background work (later files, wasm tier-up) over, for either kernel
             page.wait_for_timeout(STEADY_PAUSE_S * 1000)
+            if kernel == "concurrent":  # the pause let the pool warm its next spare (a worker of its own): until done
+                page.wait_for_function("() => window.concurrentKernelPool.spareWarmed", timeout=60_000, polling=100)
             page.evaluate(_ROUND_TRIPS, {"n": STEADY_WARMUP, "timeoutMs": 60_000})
         got = page.evaluate(_ROUND_TRIPS, {"n": n, "timeoutMs": 60_000})
         # before the interrupts: the stock kernel may be left running the interrupted loop
