@@ -597,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"Browser benchmark: headless Chromium, {args.rounds} rounds x {args.n} round trips"
-        f"{' (--steady: after 3 s and 20 uncounted)' if args.steady else ''}, offline site, "
+        f"{f' (--steady: after {STEADY_PAUSE_S:g} s and {STEADY_WARMUP} uncounted)' if args.steady else ''}, "
+        "offline site, "
         "fresh browser context (empty cache) per run\n"
     )
     print(
