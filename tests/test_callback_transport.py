@@ -155,6 +155,27 @@ async def test_busy_flag_is_set_only_while_a_cells_step_runs() -> None:
         await other.shutdown()
 
 
+def test_sigint_with_a_busy_flag_tells_the_page_it_was_taken() -> None:
+    """With a busy flag (the browser), SIGINT is taken by a handler that tells the page so before it raises: the page
+    sets the signal again when Pyodide's check wiped it unseen (ts/src/kernel.ts _watchEscalation), and must not when
+    Python took it. Without a flag the default handler comes back."""
+    import signal
+
+    from concurrent_kernel import _execution
+
+    calls: list[int] = []
+    _execution.use_busy_flag(lambda value: calls.append(value) or 0)
+    try:
+        assert signal.getsignal(signal.SIGINT) is _execution.took_sigint
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        assert calls == [_execution.SIGNAL_TAKEN]
+    finally:
+        _execution.use_busy_flag(None)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert _execution.busy_flag is None and _execution.stepper is _execution.Stepper
+
+
 def test_an_encoded_list_is_spliced_in_and_nothing_else_changes() -> None:
     """The module list's JSON is written once and spliced into each reply; a user's string that reads like the
     placeholder, in a message without an encoded list, stays as it was."""

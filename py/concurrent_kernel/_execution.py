@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
@@ -87,9 +88,12 @@ class Stepper:
 
 
 #: The browser worker's "a cell's step is on the CPU" flag, a slot of the page's interrupt SharedArrayBuffer
-#: (ts/src/worker/interrupt.ts busyFlag): `busy_flag(value)` stores 0 or 1 and returns the old value; -1 only reads.
-#: None on CPython, which never pays for it: it runs the plain Stepper.
+#: (ts/src/worker/interrupt.ts busyFlag): `busy_flag(value)` stores 0 or 1 and returns the old value; -1 only reads;
+#: SIGNAL_TAKEN tells the page Python took the SIGINT it set. None on CPython, which never pays for it: it runs the
+#: plain Stepper.
 busy_flag: Callable[[int], int] | None = None
+#: busy_flag's argument from the SIGINT handler (ts/src/protocol.ts SIGNAL_TAKEN).
+SIGNAL_TAKEN = -2
 #: The Stepper the kernel runs cells with (_handlers.py): FlaggedStepper once the worker gives a flag.
 stepper: type[Stepper] = Stepper
 
@@ -122,7 +126,24 @@ class FlaggedStepper(Stepper):
 
 
 def use_busy_flag(flag: Callable[[int], int] | None) -> None:
-    """Run cells with FlaggedStepper publishing into `flag` (the browser worker), or the plain Stepper (None)."""
+    """Run cells with FlaggedStepper publishing into `flag` (the browser worker), or the plain Stepper (None); with a
+    flag, SIGINT is taken by `took_sigint`."""
     global busy_flag, stepper
     busy_flag = flag
     stepper = Stepper if flag is None else FlaggedStepper
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if flag is not None:
+        signal.signal(signal.SIGINT, took_sigint)
+    elif signal.getsignal(signal.SIGINT) is took_sigint:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def took_sigint(signum: int, frame: Any) -> None:
+    """The browser's SIGINT handler. Pyodide's signal check can wipe a signal the page sets at the wrong moment, so
+    the page sets it again unless Python shows it was taken (ts/src/kernel.ts _watchEscalation): say so, then raise
+    as Python's default handler does (interrupt tracebacks leave this frame out, services/shell.py)."""
+    flag = busy_flag
+    if flag is not None:
+        flag(SIGNAL_TAKEN)
+    raise KeyboardInterrupt

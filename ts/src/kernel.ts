@@ -41,6 +41,11 @@ const HOLD_MS = 5;
 /** Milliseconds the worker gets to acknowledge an interrupt before we escalate. */
 const INTERRUPT_ACK_MS = 250;
 
+/** Milliseconds between the page's first looks at an escalated interrupt's signal (_watchEscalation). */
+const ESCALATION_LOOK_MS = 20;
+/** The longest wait between two looks, for a signal Python has not checked yet (a long call in C). */
+const ESCALATION_LOOK_MAX_MS = 1000;
+
 /**
  * Quiet time before the next spare worker is warmed. Warming one takes ~1.5 s of CPU; done at once, it slowed
  * the user's first cells by half (measured: first 50 round trips 17 ms p50 instead of 8 ms on 2 cores).
@@ -337,8 +342,11 @@ export class ConcurrentKernel implements IKernel {
     if (Atomics.compareExchange(ctl, 1, seq, -seq) !== seq) {
       return;
     }
+    // After the wait for an answer, a step may be on the CPU: claim it too, so that its end withdraws the signal.
+    Atomics.compareExchange(ctl, BUSY_SLOT, BUSY_ON_CPU, BUSY_ESCALATED);
     Atomics.store(ctl, 0, SIGINT);
     Atomics.notify(ctl, 0); // wakes a time.sleep that blocks the worker (worker/interrupt.ts blockingSleep)
+    this._watchEscalation(ctl, seq);
     if (this._awaitingInput && this._pendingInput) {
       // input() blocks in Atomics.wait, where the interrupt buffer is not checked:
       // wake it with an empty reply; KeyboardInterrupt follows as Python resumes.
@@ -349,6 +357,40 @@ export class ConcurrentKernel implements IKernel {
         content: { status: 'ok', value: '' }
       } as AnyMsg);
     }
+  }
+
+  /**
+   * Set the signal again if Pyodide lost it. Its check reads the signal slot and then stores 0 there in a second,
+   * separate step: a signal the page stores between the two is wiped unseen, and `while True: pass` ran on after its
+   * interrupt (measured: 2 of 150). Python shows it took the signal by turning the busy flag back from
+   * BUSY_ESCALATED (its SIGINT handler, a blocking sleep), or the step ends, or the worker answers; a slot found empty
+   * on two looks in a row with none of those means the signal was wiped.
+   */
+  private _watchEscalation(ctl: Int32Array, seq: number): void {
+    let empty = 0;
+    let delay = ESCALATION_LOOK_MS;
+    const look = (): void => {
+      const done =
+        this._isDisposed ||
+        this._interruptSeq !== seq ||
+        this._ackedSeq >= seq ||
+        Atomics.load(ctl, BUSY_SLOT) !== BUSY_ESCALATED;
+      if (done) {
+        return;
+      }
+      if (Atomics.load(ctl, 0) === SIGINT) {
+        empty = 0; // not checked yet: Python is in a long call in C
+        delay = Math.min(delay * 2, ESCALATION_LOOK_MAX_MS);
+      } else if (++empty >= 2) {
+        empty = 0;
+        delay = ESCALATION_LOOK_MS;
+        if (Atomics.compareExchange(ctl, 0, 0, SIGINT) === 0) {
+          Atomics.notify(ctl, 0);
+        }
+      }
+      setTimeout(look, delay);
+    };
+    setTimeout(look, delay);
   }
 
   dispose(): void {

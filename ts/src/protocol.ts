@@ -19,6 +19,11 @@ export const BUSY_IDLE = 0;
 export const BUSY_ON_CPU = 1;
 /** The page claimed the flag and set (or is setting) [0]. */
 export const BUSY_ESCALATED = 2;
+/**
+ * What Python's SIGINT handler passes to the busy flag (py/concurrent_kernel/_execution.py took_sigint): the signal
+ * was taken, so the flag goes from BUSY_ESCALATED back to BUSY_ON_CPU and the page stops watching for a lost one.
+ */
+export const SIGNAL_TAKEN = -2;
 
 /** What slot [0] of the interrupt buffer holds for Python: Pyodide raises KeyboardInterrupt for SIGINT. */
 export const SIGINT = 2;
