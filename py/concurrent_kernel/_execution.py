@@ -94,6 +94,8 @@ class Stepper:
 busy_flag: Callable[[int], int] | None = None
 #: busy_flag's argument from the SIGINT handler (ts/src/protocol.ts SIGNAL_TAKEN).
 SIGNAL_TAKEN = -2
+#: busy_flag's argument from the debugger's pause handler (ts/src/protocol.ts PAUSE_TAKEN).
+PAUSE_TAKEN = -3
 #: The Stepper the kernel runs cells with (_handlers.py): FlaggedStepper once the worker gives a flag.
 stepper: type[Stepper] = Stepper
 

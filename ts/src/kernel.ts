@@ -13,6 +13,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import {
   BUSY_ESCALATED,
+  BUSY_IDLE,
   BUSY_ON_CPU,
   BUSY_SLOT,
   DRIVE_BUFFER_BYTES,
@@ -23,6 +24,7 @@ import {
   INTERRUPT_SLOTS,
   IPackageSettings,
   PAUSE_SIGNAL,
+  PAUSE_TAKEN_SLOT,
   SIGINT,
   STDIN_BUFFER_BYTES,
   STDIN_HEADER_BYTES,
@@ -41,10 +43,12 @@ const HOLD_MS = 5;
 /** Milliseconds the worker gets to acknowledge an interrupt before we escalate. */
 const INTERRUPT_ACK_MS = 250;
 
-/** Milliseconds between the page's first looks at an escalated interrupt's signal (_watchEscalation). */
-const ESCALATION_LOOK_MS = 20;
+/** Milliseconds between the page's first looks at a signal it set for Python (_watchSignal). */
+const SIGNAL_LOOK_MS = 20;
 /** The longest wait between two looks, for a signal Python has not checked yet (a long call in C). */
-const ESCALATION_LOOK_MAX_MS = 1000;
+const SIGNAL_LOOK_MAX_MS = 1000;
+/** How many times the page sets a signal again that Python did not say it took. */
+const SIGNAL_RESETS = 3;
 
 /**
  * Quiet time before the next spare worker is warmed. Warming one takes ~1.5 s of CPU; done at once, it slowed
@@ -282,8 +286,16 @@ export class ConcurrentKernel implements IKernel {
       const command = (m.content as { command?: unknown }).command;
       if (command === 'pause' && this._interruptBuffer && this._pythonReady) {
         // A busy cell would see the pause request only once it finishes: signal it through the interrupt buffer
-        // (unless an interrupt is waiting there).
-        Atomics.compareExchange(new Int32Array(this._interruptBuffer), 0, 0, PAUSE_SIGNAL);
+        // (unless an interrupt is waiting there), until Python took it or the cell's step ended.
+        const ctl = new Int32Array(this._interruptBuffer);
+        Atomics.store(ctl, PAUSE_TAKEN_SLOT, 0);
+        if (Atomics.compareExchange(ctl, 0, 0, PAUSE_SIGNAL) === 0) {
+          this._watchSignal(
+            ctl,
+            PAUSE_SIGNAL,
+            () => Atomics.load(ctl, PAUSE_TAKEN_SLOT) !== 0 || Atomics.load(ctl, BUSY_SLOT) === BUSY_IDLE
+          );
+        }
       }
       // Before the panel's first request after a reload: the session this notebook's kernel had (debuggerSession.ts).
       const kept = this._debuggerSession?.handOver();
@@ -346,7 +358,13 @@ export class ConcurrentKernel implements IKernel {
     Atomics.compareExchange(ctl, BUSY_SLOT, BUSY_ON_CPU, BUSY_ESCALATED);
     Atomics.store(ctl, 0, SIGINT);
     Atomics.notify(ctl, 0); // wakes a time.sleep that blocks the worker (worker/interrupt.ts blockingSleep)
-    this._watchEscalation(ctl, seq);
+    // Python shows it took the signal by turning the busy flag back from BUSY_ESCALATED (its SIGINT handler, a
+    // blocking sleep); or the step ends, or the worker answers.
+    this._watchSignal(
+      ctl,
+      SIGINT,
+      () => this._interruptSeq !== seq || this._ackedSeq >= seq || Atomics.load(ctl, BUSY_SLOT) !== BUSY_ESCALATED
+    );
     if (this._awaitingInput && this._pendingInput) {
       // input() blocks in Atomics.wait, where the interrupt buffer is not checked:
       // wake it with an empty reply; KeyboardInterrupt follows as Python resumes.
@@ -360,31 +378,31 @@ export class ConcurrentKernel implements IKernel {
   }
 
   /**
-   * Set the signal again if Pyodide lost it. Its check reads the signal slot and then stores 0 there in a second,
-   * separate step: a signal the page stores between the two is wiped unseen, and `while True: pass` ran on after its
-   * interrupt (measured: 2 of 150). Python shows it took the signal by turning the busy flag back from
-   * BUSY_ESCALATED (its SIGINT handler, a blocking sleep), or the step ends, or the worker answers; a slot found empty
-   * on two looks in a row with none of those means the signal was wiped.
+   * Set SIGNAL in the interrupt buffer again if Pyodide lost it, until SETTLED() says it was taken or is no longer
+   * needed. Pyodide's check reads the signal slot and then stores 0 there in a second, separate step: a signal the
+   * page stores between the two is wiped unseen, and `while True: pass` ran on after its interrupt (measured: 2 of
+   * 150). A slot found empty on two looks in a row, not settled, means the signal was wiped. At most
+   * SIGNAL_RESETS times: a handler of the user's own (signal.signal) does not say it took the signal.
    */
-  private _watchEscalation(ctl: Int32Array, seq: number): void {
+  private _watchSignal(ctl: Int32Array, signal: number, settled: () => boolean): void {
     let empty = 0;
-    let delay = ESCALATION_LOOK_MS;
+    let resets = 0;
+    let delay = SIGNAL_LOOK_MS;
     const look = (): void => {
-      const done =
-        this._isDisposed ||
-        this._interruptSeq !== seq ||
-        this._ackedSeq >= seq ||
-        Atomics.load(ctl, BUSY_SLOT) !== BUSY_ESCALATED;
-      if (done) {
+      if (this._isDisposed || settled()) {
         return;
       }
-      if (Atomics.load(ctl, 0) === SIGINT) {
+      if (Atomics.load(ctl, 0) === signal) {
         empty = 0; // not checked yet: Python is in a long call in C
-        delay = Math.min(delay * 2, ESCALATION_LOOK_MAX_MS);
+        delay = Math.min(delay * 2, SIGNAL_LOOK_MAX_MS);
       } else if (++empty >= 2) {
+        if (resets === SIGNAL_RESETS) {
+          return;
+        }
         empty = 0;
-        delay = ESCALATION_LOOK_MS;
-        if (Atomics.compareExchange(ctl, 0, 0, SIGINT) === 0) {
+        delay = SIGNAL_LOOK_MS;
+        if (Atomics.compareExchange(ctl, 0, 0, signal) === 0) {
+          resets++;
           Atomics.notify(ctl, 0);
         }
       }

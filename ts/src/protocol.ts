@@ -9,10 +9,11 @@ export const STDIN_BUFFER_BYTES = 1 << 20;
 /**
  * The interrupt SharedArrayBuffer, an Int32Array of INTERRUPT_SLOTS: [0] the signal for Python (Pyodide's interrupt
  * buffer), [1] the handshake of the page's latest interrupt (its sequence number, negated once the page set [0]),
- * [BUSY_SLOT] the worker's busy flag (BUSY_*).
+ * [BUSY_SLOT] the worker's busy flag (BUSY_*), [PAUSE_TAKEN_SLOT] 1 once Python took the page's PAUSE_SIGNAL.
  */
-export const INTERRUPT_SLOTS = 3;
+export const INTERRUPT_SLOTS = 4;
 export const BUSY_SLOT = 2;
+export const PAUSE_TAKEN_SLOT = 3;
 /** No cell's step is on the CPU: the worker answers an interrupt message itself. */
 export const BUSY_IDLE = 0;
 /** A cell's step runs synchronously: the worker cannot answer before it ends, so the page sets [0] at once. */
@@ -24,6 +25,8 @@ export const BUSY_ESCALATED = 2;
  * was taken, so the flag goes from BUSY_ESCALATED back to BUSY_ON_CPU and the page stops watching for a lost one.
  */
 export const SIGNAL_TAKEN = -2;
+/** What the debugger's pause handler passes to the busy flag: PAUSE_TAKEN_SLOT is set to 1. */
+export const PAUSE_TAKEN = -3;
 
 /** What slot [0] of the interrupt buffer holds for Python: Pyodide raises KeyboardInterrupt for SIGINT. */
 export const SIGINT = 2;

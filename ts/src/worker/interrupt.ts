@@ -2,7 +2,16 @@
  * Interrupts from the page. The page first posts an interrupt (awaiting cells are cancelled through the kernel);
  * if no acknowledgement comes in time it sets Pyodide's interrupt buffer itself, for code that blocks the worker.
  */
-import { BUSY_ESCALATED, BUSY_IDLE, BUSY_ON_CPU, BUSY_SLOT, SIGINT, SIGNAL_TAKEN } from '../protocol';
+import {
+  BUSY_ESCALATED,
+  BUSY_IDLE,
+  BUSY_ON_CPU,
+  BUSY_SLOT,
+  PAUSE_TAKEN,
+  PAUSE_TAKEN_SLOT,
+  SIGINT,
+  SIGNAL_TAKEN
+} from '../protocol';
 import { log, post } from './page';
 import type { IPyProxy, IPyodide } from './types';
 
@@ -53,7 +62,7 @@ let withdrawn = false;
 
 /**
  * The kernel's busy flag (py/concurrent_kernel/_execution.py busy_flag): `flag(v)` stores 0 or 1 and returns the old
- * value, `flag(-1)` only reads, `flag(SIGNAL_TAKEN)` marks the page's signal taken. When a step leaves the CPU (v = 0) after the page escalated, the signal Python has
+ * value, `flag(-1)` only reads, `flag(SIGNAL_TAKEN)` and `flag(PAUSE_TAKEN)` mark the page's signal taken. When a step leaves the CPU (v = 0) after the page escalated, the signal Python has
  * not yet taken is withdrawn, so it cannot raise KeyboardInterrupt in kernel code; the flag returns 2 and the
  * page's interrupt message then takes the soft path (onInterrupt). Null where there is no buffer.
  */
@@ -65,6 +74,9 @@ export function busyFlag(): ((value: number) => number) | null {
   return (value: number): number => {
     if (value === SIGNAL_TAKEN) {
       return Atomics.compareExchange(array, BUSY_SLOT, BUSY_ESCALATED, BUSY_ON_CPU);
+    }
+    if (value === PAUSE_TAKEN) {
+      return Atomics.exchange(array, PAUSE_TAKEN_SLOT, 1);
     }
     if (value < 0) {
       return Atomics.load(array, BUSY_SLOT);

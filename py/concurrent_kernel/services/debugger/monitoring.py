@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from ... import _execution
 from ..._context import current_execution
 from ..suspend import block_on, can_suspend
 from .hooks import CodeHooks
@@ -166,6 +167,9 @@ class MonitoringBackend:
             self._previous_handler = None
 
     def _on_pause_signal(self, signum: int, frame: FrameType | None) -> None:
+        flag = _execution.busy_flag
+        if flag is not None:
+            flag(_execution.PAUSE_TAKEN)  # the page sets the signal again if Pyodide lost it (ts/src/kernel.ts)
         if _internal.get() or not self.tracer.attached:
             return
         while frame is not None and not self.user.frame(frame):
