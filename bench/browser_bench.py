@@ -2,8 +2,10 @@
 
 For each kernel, in interleaved rounds, in a fresh browser context (empty HTTP cache):
   * first result: time from opening a new notebook (app already loaded) to the first execute_result of `1+1`;
-  * round trip: N `1+1` execute requests through the notebook's kernel connection (JupyterLite's message
-    path, the worker and the kernel), one at a time, timed in the page; p50 and p90;
+  * round trip: N `1+1` execute requests, one at a time, timed in the page; p50 and p90. Through a kernel the app's
+    service manager starts with no notebook open (issue 20's row: JupyterLite's message path, the worker and the
+    kernel), in a page of its own; and through the new notebook's kernel, where JupyterLab's notebook toolbar and
+    debugger handlers also react to every status and reply;
   * 200 `pass` execute requests sent at once, to the last execute_reply (a missing reply fails the row);
   * a cell printing 20,000 lines, to its idle status (a missing or reordered line fails the row);
   * kernel_info while a cell awaits `asyncio.sleep(2)`, timed in the page;
@@ -66,8 +68,7 @@ _ROUND_TRIPS = """
 async ({n, timeoutMs}) => {
   // Round trip = execute_request sent -> execute_result received (what the user waits for). Before the
   // next request, wait for the execute_reply or the idle status (the stock kernel sometimes drops replies).
-  const panel = window.__ck['bench.ipynb'];
-  const kernel = panel.sessionContext.session.kernel;
+  const kernel = window.__benchKernel;
   const times = [];
   let lostReplies = 0;
   const sleep = (ms, v) => new Promise(res => setTimeout(() => res(v), ms));
@@ -95,7 +96,7 @@ async ({n, timeoutMs}) => {
 # kernel_info while a cell awaits: what a front end's status poll or a second client sees during a long cell.
 _INFO_WHILE_AWAITING = """
 async ({timeoutMs}) => {
-  const kernel = window.__ck['bench.ipynb'].sessionContext.session.kernel;
+  const kernel = window.__benchKernel;
   let go;
   const started = new Promise(res => { go = res; });
   const future = kernel.requestExecute({code: "print('go', flush=True)\\nimport asyncio\\nawait asyncio.sleep(2)",
@@ -116,7 +117,7 @@ async ({timeoutMs}) => {
 # execute_reply. Fails (error set) when a reply is missing after timeoutMs.
 _PIPELINED = """
 async ({n, timeoutMs}) => {
-  const kernel = window.__ck['bench.ipynb'].sessionContext.session.kernel;
+  const kernel = window.__benchKernel;
   let replies = 0, last = 0, allIn;
   const done = new Promise(res => { allIn = res; });
   const t0 = performance.now();
@@ -134,7 +135,7 @@ async ({n, timeoutMs}) => {
 # must arrive, in order (error set otherwise).
 _PRINTED = """
 async ({lines, timeoutMs}) => {
-  const kernel = window.__ck['bench.ipynb'].sessionContext.session.kernel;
+  const kernel = window.__benchKernel;
   let text = '', gotIdle;
   const idle = new Promise(res => { gotIdle = res; });
   const t0 = performance.now();
@@ -161,7 +162,7 @@ async ({lines, timeoutMs}) => {
 # time to the execute reply; null when none came in timeoutMs (the kernel is then left as it is).
 _INTERRUPT_BLOCKING = """
 async ({timeoutMs}) => {
-  const kernel = window.__ck['bench.ipynb'].sessionContext.session.kernel;
+  const kernel = window.__benchKernel;
   let go;
   const started = new Promise(res => { go = res; });
   const future = kernel.requestExecute({code: "print('go', flush=True)\\nwhile True:\\n    pass", silent: false,
@@ -214,12 +215,8 @@ def one_round(
         nb.run(0)
         nb.wait_text(0, "2", 180)
         first = time.perf_counter() - t0
-        if steady:  # the start's background work (later files, wasm tier-up) over, for either kernel
-            page.wait_for_timeout(STEADY_PAUSE_S * 1000)
-            if kernel == "concurrent":  # the pause let the pool warm its next spare (a worker of its own): until done
-                page.wait_for_function("() => window.concurrentKernelPool.spareWarmed", timeout=60_000, polling=100)
-            page.evaluate(_ROUND_TRIPS, {"n": STEADY_WARMUP, "timeoutMs": 60_000})
-        got = page.evaluate(_ROUND_TRIPS, {"n": n, "timeoutMs": 60_000})
+        page.evaluate("() => { window.__benchKernel = window.__ck['bench.ipynb'].sessionContext.session.kernel; }")
+        got = _timed_round_trips(page, kernel, n, steady)
         # before the interrupts: the stock kernel may be left running the interrupted loop
         pipelined = page.evaluate(_PIPELINED, {"n": PIPELINED_N, "timeoutMs": 120_000})
         printed = page.evaluate(_PRINTED, {"lines": PRINTED_LINES, "timeoutMs": 120_000})
@@ -241,6 +238,44 @@ def one_round(
         "pipelined": pipelined,
         "printed": printed,
     }
+
+
+def _timed_round_trips(page: Any, kernel: str, n: int, steady: bool) -> dict[str, Any]:
+    """N round trips through window.__benchKernel; with STEADY, once the start's background work is over."""
+    if steady:  # the start's background work (later files, wasm tier-up) over, for either kernel
+        page.wait_for_timeout(STEADY_PAUSE_S * 1000)
+        if kernel == "concurrent":  # the pause let the pool warm its next spare (a worker of its own): until done
+            page.wait_for_function("() => window.concurrentKernelPool.spareWarmed", timeout=60_000, polling=100)
+        page.evaluate(_ROUND_TRIPS, {"n": STEADY_WARMUP, "timeoutMs": 60_000})
+    return page.evaluate(_ROUND_TRIPS, {"n": n, "timeoutMs": 60_000})
+
+
+# A kernel of the app's service manager with no notebook open (issue 20's round trip row): only the kernel
+# connection listens, none of JupyterLab's notebook, toolbar or debugger handlers.
+_START_BARE = """
+async ({name}) => {
+  const app = window.jupyterapp;
+  await app.started;
+  await app.restored;
+  const kernel = await app.serviceManager.kernels.startNew({name});
+  await kernel.info;
+  window.__benchKernel = kernel;
+}
+"""
+
+
+def bare_round(browser: Any, url: str, kernel: str, n: int, steady: bool = False) -> dict[str, Any]:
+    """Round trips through a kernel started by the app's service manager, in a page of its own."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(180_000)
+        open_lab(page, url)
+        page.evaluate(_START_BARE, {"name": kernel})
+        got = _timed_round_trips(page, kernel, n, steady)
+    finally:
+        context.close()
+    return {"round_trips_ms": got["times"], "lost_replies": got["lostReplies"]}
 
 
 _CODE = "print(2**20)"
@@ -559,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     server, url = _serve()
     modes = [0.0] + ([args.idle] if args.idle else [])
     results: dict[str, list[dict[str, Any]]] = {f"{k}@{m:g}": [] for k in KERNELS for m in modes}
+    bare: dict[str, list[dict[str, Any]]] = {k: [] for k in KERNELS}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -567,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
                     for kernel in KERNELS:  # interleaved, so drift hits both alike
                         res = one_round(browser, url, kernel, args.n, mode, steady=args.steady)
                         results[f"{kernel}@{mode:g}"].append(res)
+                        if mode == 0.0:
+                            bare[kernel].append(bare_round(browser, url, kernel, args.n, steady=args.steady))
                         print(
                             f"round {r + 1} {kernel:10s} idle {mode:g}s: first result {res['first_result_s']:.2f} s, "
                             f"round trip p50 {statistics.median(res['round_trips_ms']):.1f} ms, "
@@ -627,8 +665,22 @@ def main(argv: list[str] | None = None) -> int:
         t = summary[f"{kernel}@0"]
         return f"{t['rt_p50_ms']:.1f} / {t['rt_p90_ms']:.1f} ms"
 
+    def bare_trips(kernel: str) -> str:
+        times = sorted(t for r in bare[kernel] for t in r["round_trips_ms"])
+        lost = sum(r["lost_replies"] for r in bare[kernel])
+        p90 = times[min(len(times) - 1, int(0.9 * len(times)))]
+        summary[f"{kernel}@bare"] = {"rt_p50_ms": statistics.median(times), "rt_p90_ms": p90}
+        return f"{statistics.median(times):.1f} / {p90:.1f} ms" + (f" ({lost} replies lost)" if lost else "")
+
     print(f"\n| browser row (issue 20) | {KERNELS['python']} | {KERNELS['concurrent']} |\n|---|---|---|")
-    print(f"| execute round trip p50 / p90 | {trips('python')} | {trips('concurrent')} |")
+    print(
+        "| execute round trip p50 / p90, a kernel of the app's service manager (no notebook open) "
+        f"| {bare_trips('python')} | {bare_trips('concurrent')} |"
+    )
+    print(
+        "| the same through an open notebook's kernel (JupyterLab's toolbar and debugger react to each) "
+        f"| {trips('python')} | {trips('concurrent')} |"
+    )
     for label, key in (
         ("interrupt `while True: pass` -> execute reply (median)", "interrupt_blocking_ms"),
         ("kernel_info while a cell awaits (median)", "info_while_awaiting_ms"),
@@ -641,7 +693,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {label} | {_throughput(results, 'python', key)} | {_throughput(results, 'concurrent', key)} |")
     ratio = ratios[0.0]
     if args.json:
-        args.json.write_text(json.dumps({"results": results, "summary": summary, "ratio": ratio}, indent=1))
+        args.json.write_text(
+            json.dumps({"results": results, "bare": bare, "summary": summary, "ratio": ratio}, indent=1)
+        )
     return 0
 
 
