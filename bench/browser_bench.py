@@ -272,6 +272,9 @@ def bare_round(browser: Any, url: str, kernel: str, n: int, steady: bool = False
         page.set_default_timeout(180_000)
         open_lab(page, url)
         page.evaluate(_START_BARE, {"name": kernel})
+        # its first cell first, as the notebook's (that kernel's first reply starts this kernel's background work:
+        # later files, decoded copies written to the cache)
+        page.evaluate(_ROUND_TRIPS, {"n": 1, "timeoutMs": 60_000})
         got = _timed_round_trips(page, kernel, n, steady)
     finally:
         context.close()
