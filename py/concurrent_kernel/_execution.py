@@ -89,8 +89,8 @@ class Stepper:
 
 #: The browser worker's "a cell's step is on the CPU" flag, a slot of the page's interrupt SharedArrayBuffer
 #: (ts/src/worker/interrupt.ts busyFlag): `busy_flag(value)` stores 0 or 1 and returns the old value; -1 only reads;
-#: SIGNAL_TAKEN tells the page Python took the SIGINT it set. None on CPython, which never pays for it: it runs the
-#: plain Stepper.
+#: SIGNAL_TAKEN and PAUSE_TAKEN tell the page Python took the signal it set. None on CPython, which never pays for it:
+#: it runs the plain Stepper.
 busy_flag: Callable[[int], int] | None = None
 #: busy_flag's argument from the SIGINT handler (ts/src/protocol.ts SIGNAL_TAKEN).
 SIGNAL_TAKEN = -2
@@ -143,7 +143,7 @@ def use_busy_flag(flag: Callable[[int], int] | None) -> None:
 
 def took_sigint(signum: int, frame: Any) -> None:
     """The browser's SIGINT handler. Pyodide's signal check can wipe a signal the page sets at the wrong moment, so
-    the page sets it again unless Python shows it was taken (ts/src/kernel.ts _watchEscalation): say so, then raise
+    the page sets it again unless Python shows it was taken (ts/src/kernel.ts _watchSignal): say so, then raise
     as Python's default handler does (interrupt tracebacks leave this frame out, services/shell.py)."""
     flag = busy_flag
     if flag is not None:

@@ -62,9 +62,10 @@ let withdrawn = false;
 
 /**
  * The kernel's busy flag (py/concurrent_kernel/_execution.py busy_flag): `flag(v)` stores 0 or 1 and returns the old
- * value, `flag(-1)` only reads, `flag(SIGNAL_TAKEN)` and `flag(PAUSE_TAKEN)` mark the page's signal taken. When a step leaves the CPU (v = 0) after the page escalated, the signal Python has
- * not yet taken is withdrawn, so it cannot raise KeyboardInterrupt in kernel code; the flag returns 2 and the
- * page's interrupt message then takes the soft path (onInterrupt). Null where there is no buffer.
+ * value, `flag(-1)` only reads, `flag(SIGNAL_TAKEN)` and `flag(PAUSE_TAKEN)` mark the page's signal taken. When a
+ * step leaves the CPU (v = 0) after the page escalated, the signal Python has not yet taken is withdrawn, so it
+ * cannot raise KeyboardInterrupt in kernel code; the flag returns 2 and the page's interrupt message then takes the
+ * soft path (onInterrupt). Null where there is no buffer.
  */
 export function busyFlag(): ((value: number) => number) | null {
   if (!interruptArray) {
