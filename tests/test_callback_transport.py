@@ -157,7 +157,7 @@ async def test_busy_flag_is_set_only_while_a_cells_step_runs() -> None:
 
 def test_sigint_with_a_busy_flag_tells_the_page_it_was_taken() -> None:
     """With a busy flag (the browser), SIGINT is taken by a handler that tells the page so before it raises: the page
-    sets the signal again when Pyodide's check wiped it unseen (ts/src/kernel.ts _watchEscalation), and must not when
+    sets the signal again when Pyodide's check wiped it unseen (ts/src/kernel.ts _watchSignal), and must not when
     Python took it. Without a flag the default handler comes back."""
     import signal
 
