@@ -97,6 +97,30 @@ def test_python_dying_restarts_the_kernel_in_the_page(
         time.sleep(0.25)
 
 
+def test_running_out_of_wasm_memory_is_a_memory_error(page: Any, base_url: str) -> None:
+    """Pyodide's memory is a 32-bit wasm heap (4 GiB at most): a cell that allocates until none is left gets
+    MemoryError, as a CPython process does, and the kernel goes on with its state; an index past 32 bits is
+    OverflowError, as on a 32-bit CPython. Nothing restarts."""
+    open_lab(page, base_url)
+    nb = new_notebook(
+        page,
+        "memory-test.ipynb",
+        [
+            "kept = 41\nchunks = []\nfor _ in range(100):\n    chunks.append(bytearray(200 * 2**20))",
+            "del chunks\nimport gc\ngc.collect()\nblock = bytearray(100 * 2**20)\nprint(kept + 1, len(block))",
+            "bytearray(3 * 2**30)",
+        ],
+    )
+    kernel_id = nb.kernel["id"]
+    out = nb.run_and_wait(0, 180)
+    errors = [o for o in out if o["output_type"] == "error"]
+    assert [e["ename"] for e in errors] == ["MemoryError"], dump(out)
+    assert output_text(nb.run_and_wait(1, 60)).strip() == f"42 {100 * 2**20}"
+    errors = [o for o in nb.run_and_wait(2, 60) if o["output_type"] == "error"]
+    assert errors and errors[0]["ename"] == "OverflowError", errors
+    assert nb.js("return [kernel.id, window.concurrentKernels.get(kernel.id).restarts];") == [kernel_id, 0]
+
+
 def test_the_kernel_ending_itself_restarts_or_shuts_down_in_the_page(page: Any, base_url: str) -> None:
     """ipykernel's `kernel.do_shutdown(restart)` and `exit` in a cell (the core's exit_callback): the page restarts
     the kernel as a Jupyter server does when a kernel process ends (JupyterLab: "Kernel Restarting"), or shuts it
