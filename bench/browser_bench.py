@@ -187,6 +187,11 @@ def _throughput(results: dict[str, list[dict[str, Any]]], kernel: str, key: str)
     return f"{statistics.median(r['ms'] for r in runs):.0f} ms (of {len(runs)})"
 
 
+def _p50_p90(times: list[float]) -> tuple[float, float]:
+    ordered = sorted(times)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+
+
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -623,19 +628,17 @@ def main(argv: list[str] | None = None) -> int:
     for key, res in results.items():
         kernel, mode = key.split("@")
         firsts = [r["first_result_s"] for r in res]
-        trips = sorted(t for r in res for t in r["round_trips_ms"])
-        p90 = trips[min(len(trips) - 1, int(0.9 * len(trips)))]
+        p50, p90 = _p50_p90([t for r in res for t in r["round_trips_ms"]])
         lost = sum(r["lost_replies"] for r in res)
-        summary[key] = {
-            "first_median_s": statistics.median(firsts),
-            "rt_p50_ms": statistics.median(trips),
-            "rt_p90_ms": p90,
-        }
+        summary[key] = {"first_median_s": statistics.median(firsts), "rt_p50_ms": p50, "rt_p90_ms": p90}
         rows.append(
             f"| {KERNELS[kernel]} | {mode} s | {statistics.median(firsts):.2f} s "
-            f"(min {min(firsts):.2f}, max {max(firsts):.2f}) | {statistics.median(trips):.1f} ms "
+            f"(min {min(firsts):.2f}, max {max(firsts):.2f}) | {p50:.1f} ms "
             f"| {p90:.1f} ms | {lost} |"
         )
+    for kernel, res in bare.items():
+        p50, p90 = _p50_p90([t for r in res for t in r["round_trips_ms"]])
+        summary[f"{kernel}@bare"] = {"rt_p50_ms": p50, "rt_p90_ms": p90}
     print(
         f"Browser benchmark: headless Chromium, {args.rounds} rounds x {args.n} round trips"
         f"{f' (--steady: after {STEADY_PAUSE_S:g} s and {STEADY_WARMUP} uncounted)' if args.steady else ''}, "
@@ -669,11 +672,9 @@ def main(argv: list[str] | None = None) -> int:
         return f"{t['rt_p50_ms']:.1f} / {t['rt_p90_ms']:.1f} ms"
 
     def bare_trips(kernel: str) -> str:
-        times = sorted(t for r in bare[kernel] for t in r["round_trips_ms"])
+        t = summary[f"{kernel}@bare"]
         lost = sum(r["lost_replies"] for r in bare[kernel])
-        p90 = times[min(len(times) - 1, int(0.9 * len(times)))]
-        summary[f"{kernel}@bare"] = {"rt_p50_ms": statistics.median(times), "rt_p90_ms": p90}
-        return f"{statistics.median(times):.1f} / {p90:.1f} ms" + (f" ({lost} replies lost)" if lost else "")
+        return f"{t['rt_p50_ms']:.1f} / {t['rt_p90_ms']:.1f} ms" + (f" ({lost} replies lost)" if lost else "")
 
     print(f"\n| browser row (issue 20) | {KERNELS['python']} | {KERNELS['concurrent']} |\n|---|---|---|")
     print(

@@ -50,9 +50,15 @@ export function blockingSleep(): ((seconds: number) => boolean) | null {
     if (Atomics.compareExchange(array, 0, SIGINT, 0) !== SIGINT) {
       return false;
     }
-    Atomics.compareExchange(array, BUSY_SLOT, BUSY_ESCALATED, BUSY_ON_CPU); // taken (see SIGNAL_TAKEN)
+    markSignalTaken(array);
     return true;
   };
+}
+
+/** Python took the page's SIGINT: the busy flag goes back from escalated, so the page stops watching for a lost one
+ * (protocol.ts SIGNAL_TAKEN). Returns the flag's old value. */
+function markSignalTaken(array: Int32Array): number {
+  return Atomics.compareExchange(array, BUSY_SLOT, BUSY_ESCALATED, BUSY_ON_CPU);
 }
 
 // ---- busy flag: the page escalates at once while a cell's step runs (issue 20) ----
@@ -74,7 +80,7 @@ export function busyFlag(): ((value: number) => number) | null {
   const array = interruptArray;
   return (value: number): number => {
     if (value === SIGNAL_TAKEN) {
-      return Atomics.compareExchange(array, BUSY_SLOT, BUSY_ESCALATED, BUSY_ON_CPU);
+      return markSignalTaken(array);
     }
     if (value === PAUSE_TAKEN) {
       return Atomics.exchange(array, PAUSE_TAKEN_SLOT, 1);
