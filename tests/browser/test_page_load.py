@@ -25,6 +25,31 @@ EXT = "/extensions/concurrent-kernel/static/"
 APP_CHUNK = r"/build/(?:\d+\.[0-9a-f]+|jlab_core\.[0-9a-f]+)\.js"
 
 
+# The stock kernel (jupyterlite-pyodide-kernel 0.8.6) can die at start: its worker gets its drive's answers through
+# coincident, and now and then parses a half-written one (`SyntaxError: Bad control character in string literal in
+# JSON` from coincident.worker, then "Pyodide has suffered a fatal error"). The likely cause: coincident's main thread
+# writes the reply from the first word of the buffer whose first word is also the worker's "ready" flag, and the
+# worker's timed poll (42 ms) that ends during that write takes the reply as ready. Measured: 5 of 90 stock REPLs on
+# this site; on copies without this kernel's extension, 1 of 29 with the app's chunks in one pack (as here) and 0 of
+# 50 without the pack (the app starts slower). That is the stock kernel's failure, not what these tests check, so a
+# page where it happened is loaded again; every assertion applies to the page that ran.
+STOCK_CHANNEL_RACE = re.compile(r"in JSON at position \d+.*coincident\.worker", re.S)
+STOCK_START_ATTEMPTS = 3
+
+
+def _stock_result_or_crash(page: Any, crashed: list[str]) -> bool:
+    """Wait for the stock REPL's 42 (True) or its worker's fatal error at start (False)."""
+    deadline = time.monotonic() + 60
+    result = page.locator(".jp-OutputArea-output", has_text="42").first
+    while time.monotonic() < deadline:
+        if result.count():
+            return True
+        if crashed:
+            return False
+        page.wait_for_timeout(250)
+    raise AssertionError("the stock REPL printed nothing and its kernel did not crash")
+
+
 def _open_repl(page: Any, url: str, code: str, expect: str) -> None:
     query = urllib.parse.urlencode({"kernel": "concurrent", "code": code, "execute": "1"})
     page.goto(f"{url}repl/index.html?{query}")
@@ -82,6 +107,7 @@ def test_reload_kernel_takes_the_spare_started_early(page: Any, base_url: str) -
     assert _kernel_took_the_spare_started_before_activation(page)
 
 
+@pytest.mark.timeout(60 * STOCK_START_ATTEMPTS + 30)
 @pytest.mark.parametrize("link", ["localhost", "slow"])
 def test_a_page_for_another_kernel_loads_nothing_of_this_one(
     page: Any, base_url: str, slow_url: str, requests_seen: list[str], link: str
@@ -91,8 +117,16 @@ def test_a_page_for_another_kernel_loads_nothing_of_this_one(
     the page runs."""
     url = slow_url if link == "slow" else base_url
     query = urllib.parse.urlencode({"kernel": "python", "code": "print(6*7)", "execute": "1"})
+    crashed: list[str] = []
+    page.on("console", lambda m: crashed.append(m.text) if STOCK_CHANNEL_RACE.search(m.text) else None)
     page.goto(f"{url}repl/index.html?{query}")
-    page.locator(".jp-OutputArea-output", has_text="42").first.wait_for(timeout=180_000)
+    for _ in range(STOCK_START_ATTEMPTS):
+        if _stock_result_or_crash(page, crashed):
+            break
+        crashed.clear()
+        page.reload()
+    else:
+        pytest.fail(f"the stock kernel crashed at start {STOCK_START_ATTEMPTS} times in a row: {crashed}")
     page.wait_for_timeout(1000)
     assert page.evaluate("performance.getEntriesByName('concurrent-kernel:activated').length === 1")
     ours = [u for u in requests_seen if re.search(re.escape(EXT) + r"(ck-worker\.js|pyodide/)", u)]
