@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,6 +167,67 @@ def test_later_files_come_when_an_import_needs_them(browser: Any, base_url: str)
         assert any("importing pygments" in line and "fetching the later files" in line for line in logs), logs
         reply = nb.js("return (await kernel.requestComplete({code: 'import jso', cursor_pos: 10})).content;")
         assert reply["status"] == "ok" and "json" in reply["matches"], reply
+
+
+LATER_BUNDLE = "ck-site-packages-later.bin.gz"
+
+# A request that asks for input and, once answered, says whether a later file is on disk, imports a module of the
+# later files, and says it again.
+_ASK_THEN_IMPORT = """
+const future = kernel.requestExecute({code: arg, allow_stdin: true});
+const out = (window.__ckQuietOut = []);
+future.onIOPub = msg => { if (msg.header.msg_type === 'stream') out.push(msg.content.text); };
+window.__ckQuietAsked = new Promise(resolve => { future.onStdin = resolve; });
+window.__ckQuietDone = future.done.then(reply => reply.content.status);
+"""
+_ANSWER = """
+const asked = await window.__ckQuietAsked;
+kernel.sendInputReply({status: 'ok', value: 'go'}, asked.header);
+return [await window.__ckQuietDone, window.__ckQuietOut.join('')];
+"""
+
+
+def _a_later_file(site_dir: Path) -> str:
+    """The path of the first file in the later bundle (written only with all the others)."""
+    bundle = gzip.decompress((site_dir / "extensions/concurrent-kernel/static/pyodide" / LATER_BUNDLE).read_bytes())
+    header = int.from_bytes(bundle[:4], "little")
+    return json.loads(bundle[4 : 4 + header])[0][0]
+
+
+def test_later_files_are_written_when_the_kernel_is_quiet(browser: Any, base_url: str, site_dir: Path) -> None:
+    """The later files are fetched after the first cell but written (~6,000 files: a few hundred ms of the worker's
+    thread) only once no request runs and no message has come or gone for a moment, so the next cells of a Run All
+    do not wait for them. A request running when they arrive finds them unwritten, and an import that needs them
+    then writes the copy that arrived (no second download); a quiet kernel writes them by itself."""
+    later_file = _a_later_file(site_dir)
+    check = f"import os\nLATER = {later_file!r}\nprint(os.path.exists(LATER))"
+    arrived: list[str] = []
+    with _lab_with_routes(browser, base_url, {}) as (page, logs):
+        page.context.on("requestfinished", lambda r: arrived.append(r.resource_type) if LATER_BUNDLE in r.url else None)
+
+        def wait_arrived(count: int) -> None:
+            deadline = time.monotonic() + 60
+            while len(arrived) < count and time.monotonic() < deadline:
+                page.wait_for_timeout(100)
+            assert len(arrived) == count, arrived
+
+        busy = new_notebook(page, "later-busy-test.ipynb", [check])
+        assert output_text(busy.run_and_wait(0)).strip() == "False"
+        busy.js(
+            _ASK_THEN_IMPORT,
+            "input()\nprint(os.path.exists(LATER))\nimport pygments.lexers.rust\nprint(os.path.exists(LATER))",
+        )
+        wait_arrived(1)
+        page.wait_for_timeout(1500)  # quiet, but a request runs: nothing is written
+        assert busy.js(_ANSWER) == ["ok", "False\nTrue\n"]
+        assert arrived == ["fetch"], arrived
+        assert not [line for line in logs if "fetching the later files" in line], logs
+
+        quiet = new_notebook(page, "later-quiet-test.ipynb", [check, "print(os.path.exists(LATER))"])
+        assert output_text(quiet.run_and_wait(0)).strip() == "False"
+        wait_arrived(2)
+        page.wait_for_timeout(1500)
+        assert output_text(quiet.run_and_wait(1)).strip() == "True"
 
 
 def test_package_records_come_when_python_opens_one(browser: Any, base_url: str) -> None:

@@ -2,9 +2,9 @@
  * The page transport: messages from the page go into the core's callback transport, one call per message and
  * without waiting on execution; every message Python sends comes back through one callback and is posted.
  */
-import { noteOutgoing } from './background';
+import { noteIncoming, noteOutgoing } from './background';
 import { hasDied, isFatal, reportFatal } from './faults';
-import { later, setHeldDelivery } from './laterFiles';
+import { later, setHeldDelivery, writeArrived } from './laterFiles';
 import { post } from './page';
 import type { IPyProxy, IPyodide } from './types';
 
@@ -123,8 +123,10 @@ function sendOut(msgJson: string, buffers: Uint8Array[] | null | undefined): voi
 }
 
 function deliver(msgJson: string, buffers: ArrayBuffer[]): void {
+  noteIncoming();
   if (!later.written && msgJson.includes('complete_request') && msgTypeOf(msgJson) === 'complete_request') {
     later.held.push({ msgJson, buffers }); // completions read jedi's type stubs: they come with the later files
+    void writeArrived(); // written at once if they are here (then the held messages go on)
     return;
   }
   const bufs = buffers.map(b => new Uint8Array(b));

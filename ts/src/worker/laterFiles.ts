@@ -3,7 +3,7 @@
  * written when their bundle arrives in the background, or fetched synchronously when Python needs one before.
  */
 import { elapsed, log } from './page';
-import { fetchBytes, fetchSync } from './streams';
+import { fetchSync, gunzipped } from './streams';
 import { fillOnOpen, writeFiles } from './files';
 import type { IEmscriptenFS, IPyProxy, IPyodide } from './types';
 
@@ -31,6 +31,8 @@ export const later = {
   py: null as IPyodide | null,
   done: null as IPyProxy | null,
   held: [] as IHeldMessage[],
+  /** The bundle, fetched and inflated, until it is written (when the kernel is quiet, or when Python needs it). */
+  arrived: null as Uint8Array<ArrayBuffer> | null,
   timings: {} as Record<string, number>,
   /** Undo the open hooks of files that wait for the later files (awaitRecords). */
   placeholders: [] as Array<() => void>
@@ -84,26 +86,68 @@ export function awaitLaterFiles(py: IPyodide, url: string, modules: string[], ti
   }
 }
 
-export function loadLaterFiles(): void {
+/**
+ * Fetch the later files in the background and keep them as they came (`later.arrived`, gzip data): inflating their
+ * 25 MB and writing their ~6,000 files takes the worker's thread for a few hundred ms, which a next cell would wait
+ * for. writeArrived does that when background.ts finds the kernel quiet, or when a completion waits for them; an
+ * import that needs them first inflates and writes them itself (the finder of LATER_GLUE).
+ */
+export async function fetchLaterFiles(): Promise<void> {
   if (later.written || later.requested) {
     return;
   }
   later.requested = true;
-  fetchBytes(later.url, later.timings, 'later files').then(
-    data => {
-      writeLater(data);
-    },
-    err => {
-      // Imports still fetch them synchronously; completions go ahead without them.
-      log('warn', `the later files did not load in the background (${String(err)})`);
-      later.held.splice(0).forEach(m => deliverHeld(m.msgJson, m.buffers));
+  try {
+    const resp = await fetch(later.url);
+    if (!resp.ok) {
+      throw new Error(`HTTP ${resp.status} for ${resp.url}`);
     }
-  );
+    const data = new Uint8Array(await resp.arrayBuffer());
+    later.timings['fetched later files'] = elapsed();
+    if (!later.written) {
+      later.arrived = data; // (an import may have fetched and written them meanwhile)
+    }
+  } catch (err) {
+    // Imports still fetch them synchronously; completions go ahead without them.
+    log('warn', `the later files did not load in the background (${String(err)})`);
+    later.held.splice(0).forEach(m => deliverHeld(m.msgJson, m.buffers));
+    return;
+  }
+  if (later.held.length) {
+    await writeArrived(); // a completion waits for them
+  }
+}
+
+let inflating: Promise<void> | null = null;
+
+/** Inflate and write the later files if they have arrived and are not written yet. */
+export function writeArrived(): Promise<void> {
+  const data = later.arrived;
+  if (!data || later.written) {
+    return Promise.resolve();
+  }
+  inflating ??= gunzipped(new Response(data).body!)
+    .then(stream => new Response(stream).arrayBuffer())
+    .then(
+      inflated => {
+        later.timings['inflated later files'] = elapsed();
+        writeLater(new Uint8Array(inflated));
+      },
+      err => {
+        later.arrived = null;
+        log('warn', `the later files could not be inflated (${String(err)}); an import fetches them again`);
+      }
+    )
+    .finally(() => (inflating = null));
+  return inflating;
 }
 
 function fetchLaterSync(module: string): Uint8Array | null {
   if (later.written) {
     return null;
+  }
+  if (later.arrived) {
+    return later.arrived; // here already (gzip data, which the finder inflates): no download
   }
   log('info', `importing ${module}: fetching the later files now`);
   const data = fetchSync(later.url);
@@ -112,6 +156,7 @@ function fetchLaterSync(module: string): Uint8Array | null {
 }
 
 function writeLater(bytes: Uint8Array): void {
+  later.arrived = null;
   if (!later.written) {
     restorePlaceholders(); // written over, as files like any other
     writeFiles(later.py!, bytes);
