@@ -55,6 +55,11 @@ const SIGNAL_RESETS = 3;
  * the user's first cells by half (measured: first 50 round trips 17 ms p50 instead of 8 ms on 2 cores).
  */
 const QUIET_MS = 2000;
+/**
+ * How long a kernel that offers the debugger must be quiet before the page loads the debugger panel (debugger.ts):
+ * loading it straight after kernel_info made the cell after a notebook's first one wait ~150 ms.
+ */
+const PANEL_QUIET_MS = 500;
 
 export const NOT_ISOLATED_NOTICE =
   'Interrupt: awaiting cells were cancelled, but blocking code (e.g. `while True: pass`) cannot be ' +
@@ -491,15 +496,20 @@ export class ConcurrentKernel implements IKernel {
 
   /** Call onQuiet once no message went to or came from the worker for QUIET_MS. */
   private _callWhenQuiet(): void {
+    this._whenQuiet(QUIET_MS, () => this._runOnQuiet());
+  }
+
+  /** Call FN once no message went to or came from the worker for MS (or the kernel is disposed). */
+  private _whenQuiet(ms: number, fn: () => void): void {
     const check = (): void => {
       const quietFor = performance.now() - this._lastActivity;
-      if (this._isDisposed || quietFor >= QUIET_MS) {
-        this._runOnQuiet();
+      if (this._isDisposed || quietFor >= ms) {
+        fn();
       } else {
-        setTimeout(check, QUIET_MS - quietFor);
+        setTimeout(check, ms - quietFor);
       }
     };
-    setTimeout(check, QUIET_MS);
+    setTimeout(check, ms);
   }
 
   /** Once per worker started (the pool refills its spare, which a restart may have taken). */
@@ -528,8 +538,14 @@ export class ConcurrentKernel implements IKernel {
           this._debuggerSession?.keep((msg as unknown as { state: unknown }).state);
           return;
         }
-        if (msg.header?.msg_type === 'kernel_info_reply' && (msg.content as { debugger?: unknown })?.debugger === true) {
-          noteDebuggerOffered();
+        if (
+          msg.header?.msg_type === 'kernel_info_reply' &&
+          (msg.content as { debugger?: unknown })?.debugger === true &&
+          !this._debuggerOfferNoted
+        ) {
+          // The panel's loading takes the page's thread for ~150 ms: not in front of the first cells' messages.
+          this._debuggerOfferNoted = true;
+          this._whenQuiet(PANEL_QUIET_MS, noteDebuggerOffered);
         }
         if (data.buffers.length) {
           msg.buffers = data.buffers;
@@ -907,6 +923,7 @@ export class ConcurrentKernel implements IKernel {
   private _onQuiet?: () => void;
   private _options: ConcurrentKernel.IOptions;
   private _quietPending = false;
+  private _debuggerOfferNoted = false;
   /** How many times Python died and was started again in this kernel. */
   private _restarts = 0;
   /** Python is starting again after it died: say "idle" after its "starting". */
