@@ -57,8 +57,14 @@ export function loadInBackgroundSoon(): void {
   setTimeout(loadStdlib, LATER_FILES_DELAY_MS);
 }
 
+let laterStarted = false;
+
+/** Called twice (the first reply, the start's timer): the first call fetches, then writes when quiet. */
 function loadLaterFiles(): void {
-  void fetchLaterFiles().then(() => writeWhenQuiet());
+  if (!laterStarted) {
+    laterStarted = true;
+    void fetchLaterFiles().then(() => writeWhenQuiet());
+  }
 }
 
 /** Write the later files, then cache the decoded copies, once the kernel is quiet. */

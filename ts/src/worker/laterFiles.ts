@@ -1,9 +1,10 @@
 /**
  * The files a kernel reads only after its first result (modules not imported yet, type stubs, RECORD files):
- * written when their bundle arrives in the background, or fetched synchronously when Python needs one before.
+ * fetched in the background and written once the kernel is quiet, or at once (fetched synchronously if they have
+ * not arrived) when Python needs one before.
  */
 import { elapsed, log } from './page';
-import { fetchSync, gunzipped } from './streams';
+import { fetchOk, fetchSync, inflatedBytes } from './streams';
 import { fillOnOpen, writeFiles } from './files';
 import type { IEmscriptenFS, IPyProxy, IPyodide } from './types';
 
@@ -31,7 +32,7 @@ export const later = {
   py: null as IPyodide | null,
   done: null as IPyProxy | null,
   held: [] as IHeldMessage[],
-  /** The bundle, fetched and inflated, until it is written (when the kernel is quiet, or when Python needs it). */
+  /** The bundle as it came (gzip data), until it is written (when the kernel is quiet, or when Python needs it). */
   arrived: null as Uint8Array<ArrayBuffer> | null,
   timings: {} as Record<string, number>,
   /** Undo the open hooks of files that wait for the later files (awaitRecords). */
@@ -98,11 +99,7 @@ export async function fetchLaterFiles(): Promise<void> {
   }
   later.requested = true;
   try {
-    const resp = await fetch(later.url);
-    if (!resp.ok) {
-      throw new Error(`HTTP ${resp.status} for ${resp.url}`);
-    }
-    const data = new Uint8Array(await resp.arrayBuffer());
+    const data = new Uint8Array(await (await fetchOk(later.url)).arrayBuffer());
     later.timings['fetched later files'] = elapsed();
     if (!later.written) {
       later.arrived = data; // (an import may have fetched and written them meanwhile)
@@ -126,12 +123,11 @@ export function writeArrived(): Promise<void> {
   if (!data || later.written) {
     return Promise.resolve();
   }
-  inflating ??= gunzipped(new Response(data).body!)
-    .then(stream => new Response(stream).arrayBuffer())
+  inflating ??= inflatedBytes(new Response(data).body!)
     .then(
       inflated => {
         later.timings['inflated later files'] = elapsed();
-        writeLater(new Uint8Array(inflated));
+        writeLater(inflated);
       },
       err => {
         later.arrived = null;

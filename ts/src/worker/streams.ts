@@ -63,14 +63,24 @@ export async function gunzipped(body: ReadableStream<Uint8Array>, onDone?: () =>
   return isGzip ? stream.pipeThrough(inflate) : stream;
 }
 
-/** Fetch a file; gzip data (our snapshot files) is inflated as it arrives, whatever the server's Content-Encoding. */
-export async function fetchBytes(url: string, timings: Record<string, number>, name: string): Promise<Uint8Array> {
+/** GET URL; an HTTP error status throws. */
+export async function fetchOk(url: string): Promise<Response> {
   const resp = await fetch(url);
   if (!resp.ok) {
     throw new Error(`HTTP ${resp.status} for ${resp.url}`);
   }
-  const body = await gunzipped(resp.body!, () => (timings[`fetched ${name}`] = elapsed()));
-  const data = new Uint8Array(await new Response(body).arrayBuffer());
+  return resp;
+}
+
+/** All of BODY, inflated if it is gzip data (gunzipped). */
+export async function inflatedBytes(body: ReadableStream<Uint8Array>, onDone?: () => void): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(await gunzipped(body, onDone)).arrayBuffer());
+}
+
+/** Fetch a file; gzip data (our snapshot files) is inflated as it arrives, whatever the server's Content-Encoding. */
+export async function fetchBytes(url: string, timings: Record<string, number>, name: string): Promise<Uint8Array> {
+  const resp = await fetchOk(url);
+  const data = await inflatedBytes(resp.body!, () => (timings[`fetched ${name}`] = elapsed()));
   timings[`inflated ${name}`] = elapsed();
   return data;
 }
