@@ -110,6 +110,30 @@ def test_an_unknown_profile_falls_back_to_the_default_one(tmp_path: Path, monkey
         stop_kernel(km, kc)
 
 
+def test_arguments_are_parsed_and_none_build_no_parser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No arguments (the browser kernel, a kernelspec passing none): traitlets' argparse parser of every alias and
+    flag is not built; arguments are parsed as before."""
+    from concurrent_kernel.services.ipython_app import IPKernelApp, make_app
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path))
+    loaders: list[list[str]] = []
+    create_loader = IPKernelApp._create_loader
+
+    def counted(self: IPKernelApp, argv: list[str], *args: Any, **kwargs: Any) -> Any:
+        loaders.append(list(argv))
+        return create_loader(self, argv, *args, **kwargs)
+
+    monkeypatch.setattr(IPKernelApp, "_create_loader", counted)
+    try:
+        app = make_app([])
+        assert loaders == [] and app.extra_args == [] and app.profile == "default"
+        app = make_app(["--IPKernelApp.exec_lines=['x = 1']", "--profile=default"])
+        assert loaders == [["--IPKernelApp.exec_lines=['x = 1']", "--profile=default"]]
+        assert app.exec_lines == ["x = 1"]
+    finally:
+        IPKernelApp.clear_instance()
+
+
 # ---------------------------------------------------------------------------------------- the kernel ending itself
 
 

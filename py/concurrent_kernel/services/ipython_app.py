@@ -62,6 +62,15 @@ class IPKernelApp(BaseIPythonApplication, InteractiveShellApp):
         # The kernel's own log (stderr of the process, set up by the launcher), not a second handler on stderr.
         return log
 
+    def parse_command_line(self, argv: list[str] | None = None) -> None:
+        """With no arguments (the browser; a kernelspec that passes none) there is nothing to parse: traitlets would
+        still build an argparse parser of every alias and flag, ~15-30 ms of a browser kernel's start."""
+        if argv is not None and not argv:
+            self.argv = []
+            self.extra_args = []
+            return
+        super().parse_command_line(argv)
+
     def init_crash_handler(self) -> None:
         """IPython's crash handler replaces sys.excepthook to write crash reports for a terminal; a kernel reports
         its errors itself."""
@@ -98,14 +107,21 @@ class IPKernelApp(BaseIPythonApplication, InteractiveShellApp):
         sys.stderr.flush()
 
 
-def make_app(argv: list[str] | None = None, config: Any = None) -> IPKernelApp:
+def make_app(argv: list[str] | None = None, config: Any = None, site_profile: bool | None = None) -> IPKernelApp:
     """The app, initialised from `argv` (`--profile`, `--ipython-dir`, `--Class.trait=value`, `-c`, `--matplotlib`,
     ...) and the profile's config files. What cannot be used is logged and left out: an argument IPython does not
-    know is dropped on its own; a profile that does not exist falls back to the default one."""
+    know is dropped on its own; a profile that does not exist falls back to the default one.
+
+    `site_profile` (browser): whether the site's files hold a profile at SITE_IPYTHON_DIR, as the page found it while
+    Python loaded; None: look here. Looking here is a synchronous request to the page, whose thread is busy starting
+    the app then: 20-25 ms of a reload's first result."""
     args = known_arguments(list(argv or []))
-    if IS_PYODIDE and "IPYTHONDIR" not in os.environ and os.path.isdir(SITE_IPYTHON_DIR):
-        # One lookup in the notebook's files (JupyterLite's contents, mounted by the worker before the kernel)
-        os.environ["IPYTHONDIR"] = SITE_IPYTHON_DIR
+    if IS_PYODIDE and "IPYTHONDIR" not in os.environ:
+        if site_profile is None:
+            # One lookup in the notebook's files (JupyterLite's contents, mounted by the worker before the kernel)
+            site_profile = os.path.isdir(SITE_IPYTHON_DIR)
+        if site_profile:
+            os.environ["IPYTHONDIR"] = SITE_IPYTHON_DIR
     app = _initialized(args, config)
     if app is None:
         log.error("the IPython settings %s could not be used; starting with the default profile", args)
