@@ -62,6 +62,35 @@ async def test_messages_cross_as_json_with_their_channel() -> None:
 
 
 @pytest.mark.anyio
+async def test_kernel_info_is_answered_as_it_arrives_before_the_kernel_runs() -> None:
+    """As the ZMQ transport does (start_early): the page sends its first cell once answered, and then does its part
+    while the shell is built. `starting` comes first and only once; a cell sent meanwhile waits for the shell."""
+    sent: list[dict[str, Any]] = []
+    handle = callback_transport.start(lambda text, buffers: sent.append(json.loads(text)))
+    try:
+        handle.receive(_request("kernel_info_request", {}, "info"))
+        # Answered synchronously in receive, before the kernel's task has run once.
+        assert handle.kernel.shell is None
+        kinds = [(m["header"]["msg_type"], m["content"].get("execution_state")) for m in sent]
+        assert kinds == [("status", "starting"), ("status", "busy"), ("kernel_info_reply", None),
+                         ("status", "idle")], kinds
+        reply = sent[2]
+        assert reply["channel"] == "shell" and reply["parent_header"]["msg_id"] == "info"
+        assert reply["content"]["status"] == "ok" and reply["content"]["language_info"]["name"] == "python"
+        assert reply["header"]["session"] == sent[0]["header"]["session"]  # the kernel's own session
+        reply = await _run(handle, sent, _execute("1+1", "one"), "one")
+        assert reply["content"]["status"] == "ok" and reply["header"]["session"] == sent[0]["header"]["session"]
+        starting = [m for m in sent if m["header"]["msg_type"] == "status" and m["content"]["execution_state"]
+                    == "starting"]
+        assert len(starting) == 1, starting
+        # Once the kernel runs, it answers kernel_info itself (the same content).
+        again = await _run(handle, sent, _request("kernel_info_request", {}, "again"), "again")
+        assert again["content"] == sent[2]["content"]
+    finally:
+        await handle.shutdown()
+
+
+@pytest.mark.anyio
 async def test_warm_up_runs_a_throwaway_kernel() -> None:
     assert await callback_transport.warm_up(4) == 4
     # Its first cell was interrupted (the first traceback's one-time work), and no trace of it stays.
@@ -129,7 +158,8 @@ async def test_busy_flag_is_set_only_while_a_cells_step_runs() -> None:
     handle = callback_transport.start(lambda text, buffers: sent.append(json.loads(text)), busy_flag=busy)
     seen: list[tuple[str, int]] = []
     try:
-        await _run(handle, sent, _request("kernel_info_request", {}, "info"), "info")  # the shell exists now
+        await _run(handle, sent, _request("kernel_info_request", {}, "info"), "info")
+        await handle.kernel.shell_ready  # kernel_info is answered before the shell is built
         handle.kernel.shell.user_ns["seen"] = seen
         handle.kernel.shell.user_ns["flag"] = flag
         code = (

@@ -30,9 +30,10 @@ def _banner() -> str:
 
 
 def debugger_available() -> bool:
-    """CPython with debugpy installed (found, not imported: importing it costs start-up time)."""
+    """CPython with debugpy installed (found, not imported: importing it costs start-up time); Pyodide with
+    sys.monitoring (where the page decides whether to offer it: services/debugger/monitoring.py)."""
     if sys.platform == "emscripten":
-        return False
+        return hasattr(sys, "monitoring")
     from importlib.util import find_spec
 
     return find_spec("debugpy") is not None

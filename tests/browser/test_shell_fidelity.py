@@ -9,6 +9,7 @@ Pyodide (its Agg canvas), which is not this kernel's code.
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,41 @@ def test_shell_events_inline_figures_and_the_ipykernel_api(page: Any, base_url: 
     assert out[-1]["data"]["text/plain"] == "('ZMQInteractiveShell', 'execute_request', True)", dump(out)
     out = nb.run_and_wait(8)
     assert output_text(out) == "Stored 'answer' (int)\n", dump(out)
+
+
+# In the page before its scripts: what the kernel workers ask the page for synchronously (the notebook's files), and
+# where the first kernel_info_reply comes among them.
+_DRIVE_REQUESTS = """
+window.__ckAsked = [];
+const PageWorker = window.Worker;
+window.Worker = class extends PageWorker {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', ev => {
+      const d = ev.data;
+      if (d && d.type === 'drive-request') window.__ckAsked.push(`${d.request.method} ${d.request.path}`);
+      if (d && d.type === 'msg' && d.msgJson.includes('"msg_type": "kernel_info_reply"')) {
+        window.__ckAsked.push('kernel_info_reply');
+      }
+    });
+  }
+};
+"""
+
+
+def test_a_kernel_starts_without_asking_the_page_for_its_profile(page: Any, base_url: str) -> None:
+    """The page looks for a profile in the notebook's files (.ipython) while Python loads and tells the worker, so
+    the kernel's start does not ask it synchronously while the page's thread is busy starting the app (20-25 ms of a
+    reload); and kernel_info is answered as it arrives, before any file request."""
+    page.add_init_script(_DRIVE_REQUESTS)
+    query = urllib.parse.urlencode({"kernel": "concurrent", "code": "get_ipython().profile_dir.location",
+                                    "execute": "1"})
+    page.goto(f"{base_url}repl/index.html?{query}")
+    page.locator(".jp-OutputArea-output", has_text="profile_default").first.wait_for(timeout=120_000)
+    assert "'/home/pyodide/.ipython/profile_default'" in page.locator(".jp-OutputArea-output").last.inner_text()
+    asked = page.evaluate("window.__ckAsked")
+    assert asked and asked[0] == "kernel_info_reply", asked
+    assert not [r for r in asked if ".ipython" in r], asked
 
 
 def test_a_profile_in_the_sites_files_is_used(page: Any, base_url: str) -> None:

@@ -486,7 +486,28 @@ export class ConcurrentKernel implements IKernel {
     this._lastActivity = performance.now();
     this._quietPending = true;
     worker.postMessage({ type: 'init', options: init } satisfies ToWorker);
+    if (init.drive !== 'none' && options.contentsManager) {
+      this._lookForSiteProfile(worker, options.contentsManager);
+    }
     return worker;
+  }
+
+  /**
+   * Tell WORKER whether the notebook's files hold an IPython profile at .ipython (the path DriveFS looks up for
+   * /drive/.ipython; any failure is "no", as DriveFS's lookup has it), while Python loads: the kernel's start then
+   * need not ask the page synchronously, when the page's thread is busy starting the app (20-25 ms of a reload).
+   */
+  private _lookForSiteProfile(worker: Worker, contents: Contents.IManager): void {
+    const location = this._options.location ?? '';
+    const colon = location.indexOf(':');
+    const drive = colon >= 0 ? location.slice(0, colon + 1) : '';
+    void contents
+      .get(`${drive}/.ipython`, { content: false })
+      .then(
+        model => model.type === 'directory',
+        () => false
+      )
+      .then(found => worker.postMessage({ type: 'site-profile', found } satisfies ToWorker));
   }
 
   private _post(msg: ToWorker, transfer: Transferable[] = []): void {

@@ -89,7 +89,10 @@ export type ToWorker =
   | { type: 'warm'; indexURL: string }
   | { type: 'init'; options: IInitOptions }
   | { type: 'msg'; msgJson: string; buffers: ArrayBuffer[] }
-  | { type: 'interrupt'; seq: number };
+  | { type: 'interrupt'; seq: number }
+  /** Whether the notebook's files hold an IPython profile at .ipython, which the kernel then uses (the page looks
+   * while Python loads, so the kernel's start need not ask it synchronously while its thread is busy). */
+  | { type: 'site-profile'; found: boolean };
 
 export type FromWorker =
   | { type: 'progress'; phase: string; elapsedMs: number }

@@ -52,7 +52,15 @@ async function start(opts: IInitOptions): Promise<void> {
     timings.mounted = elapsed();
     const canInput = !!(opts.stdinBuffer || opts.browsingContextId);
     setKernelInterrupt(
-      startKernel(py, canInput ? inputRequest : null, blockingSleep(), services, !!opts.debugger, busyFlag())
+      startKernel(
+        py,
+        canInput ? inputRequest : null,
+        blockingSleep(),
+        services,
+        !!opts.debugger,
+        busyFlag(),
+        worker.siteProfile
+      )
     );
     timings.started = elapsed();
     post({ type: 'ready', elapsedMs: elapsed(), timings });
@@ -82,6 +90,9 @@ self.onmessage = (ev: MessageEvent<ToWorker>): void => {
       break;
     case 'interrupt':
       onInterrupt(data.seq);
+      break;
+    case 'site-profile':
+      worker.siteProfile = data.found;
       break;
   }
 };

@@ -12,13 +12,14 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .. import _execution
 from .._kernel import Kernel
 from .._loops import IS_PYODIDE
 from .._messages import EncodedList, Message, MessageFactory
-from .._protocol import Channel, MsgType
+from .._protocol import Channel, ExecutionState, MsgType
 from ..services import suspend
 
 log = logging.getLogger("concurrent_kernel")
@@ -46,6 +47,8 @@ class CallbackTransport:
         self._exit_callback = exit_callback
         self._feed: Callable[[str, Message, Any], None] | None = None
         self._early: list[tuple[str, Message]] = []
+        self._early_info: tuple[MessageFactory, Callable[[], dict[str, Any]]] | None = None
+        self.starting_sent = False
         # In Pyodide input() can always wait by suspending its stack, which needs no help from the host.
         self.blocking_input = self._blocking_input if input_request is not None or IS_PYODIDE else None
         self._input_request = input_request
@@ -94,7 +97,32 @@ class CallbackTransport:
         finally:
             self._inputs.pop(msg_id, None)
 
+    def start_early(self, messages: MessageFactory, kernel_info: Callable[[], dict[str, Any]]) -> None:
+        """Answer kernel_info_request as it arrives, before the kernel runs (as the ZMQ transport does): the page
+        sends its first cell only once answered, and then builds its part meanwhile instead of after the shell."""
+        self._early_info = (messages, kernel_info)
+
+    def send_starting(self, msg: Message) -> None:
+        """The kernel's `status: starting`, unless an early kernel_info reply went out after one already."""
+        if not self.starting_sent:
+            self.starting_sent = True
+            self.send(Channel.IOPUB, msg)
+
+    def _answer_early(self, msg: Message) -> bool:
+        header = msg.get("header")
+        if self._early_info is None or not isinstance(header, dict):
+            return False
+        if header.get("msg_type") != MsgType.KERNEL_INFO_REQUEST:
+            return False
+        messages, kernel_info = self._early_info
+        self.send_starting(messages.make(MsgType.STATUS, {"execution_state": ExecutionState.STARTING}, None))
+        self.send(Channel.IOPUB, messages.make(MsgType.STATUS, {"execution_state": ExecutionState.BUSY}, msg))
+        self.send(Channel.SHELL, messages.make(MsgType.KERNEL_INFO_REPLY, kernel_info(), msg))
+        self.send(Channel.IOPUB, messages.make(MsgType.STATUS, {"execution_state": ExecutionState.IDLE}, msg))
+        return True
+
     async def start(self, feed: Callable[[str, Message, Any], None]) -> None:
+        self._early_info = None  # the kernel answers from now on
         self._feed = feed
         early, self._early = self._early, []
         for channel, msg in early:
@@ -121,7 +149,8 @@ class CallbackTransport:
             return
         msg["buffers"] = [memoryview(bytes(b)) for b in (buffers or [])]
         if self._feed is None:
-            self._early.append((channel, msg))
+            if not self._answer_early(msg):
+                self._early.append((channel, msg))
         else:
             self._feed(channel, msg, None)
 
@@ -212,6 +241,7 @@ def start(
     exit_callback: Callable[[bool], None] | None = None,
     debugger: bool = False,
     busy_flag: Callable[[int], int] | None = None,
+    site_profile: bool | None = None,
 ) -> Handle:
     """Schedule a kernel on the running asyncio loop (never anyio.run: in Pyodide a loop always runs).
 
@@ -220,8 +250,13 @@ def start(
     `debugger`: offer JupyterLab's debugger (services/debugger/monitoring.py). Only the host knows whether it can
     work: a stopped cell suspends its stack, which needs JSPI.
     `busy_flag`: the host's "a cell's step is on the CPU" flag (_execution.use_busy_flag), for fast interrupts.
+    `site_profile`: whether the site's files hold an IPython profile (services/ipython_app.py make_app), if the host
+    knows.
     """
     from traitlets.config import Config
+
+    from .._kernel_info import debugger_available, kernel_info
+    from ..services.ipython_app import make_app
 
     if backend != "asyncio":
         raise ValueError("the callback transport runs on the host's asyncio loop; backend must be 'asyncio'")
@@ -231,8 +266,16 @@ def start(
         _log_to_host()
     config = Config()
     config.HistoryManager.hist_file = ":memory:"  # no history thread: Pyodide has no threads
+    debugger = debugger and debugger_available()
+    messages = MessageFactory()
     transport = CallbackTransport(send, input_request, exit_callback)
-    kernel = Kernel(transport, backend=backend, config=config, use_threads=False, debugger=debugger)
+    transport.start_early(messages, partial(kernel_info, debugger=debugger))
+    # The app, as the ZMQ kernel's launcher makes it (_app.py): its profile, config files and startup code.
+    app = make_app(config=config, site_profile=site_profile)
+    kernel = Kernel(
+        transport, backend=backend, config=app.config, app=app, session=messages.session, use_threads=False,
+        debugger=debugger,
+    )
     task = asyncio.get_event_loop().create_task(kernel.serve())
     return Handle(kernel, transport, task)
 

@@ -20,7 +20,7 @@ let failed = false;
 const GLUE = `
 from pyodide.ffi import to_js as _to_js
 
-def _ck_start(js_send, js_input, js_sleep, js_ended, services_json, debugger, js_busy=None):
+def _ck_start(js_send, js_input, js_sleep, js_ended, services_json, debugger, js_busy=None, site_profile=None):
     from concurrent_kernel import callback_transport
 
     def send(msg_json, buffers):
@@ -34,6 +34,7 @@ def _ck_start(js_send, js_input, js_sleep, js_ended, services_json, debugger, js
         send, input_request if js_input is not None else None, blocking_sleep=js_sleep, exit_callback=js_ended,
         debugger=debugger,
         busy_flag=js_busy,
+        site_profile=site_profile,
     )
     from concurrent_kernel.services import packages
     packages.setup(handle.kernel, services_json)
@@ -49,6 +50,7 @@ def _ck_start(js_send, js_input, js_sleep, js_ended, services_json, debugger, js
  * a time.sleep that cannot: either may be null), the package settings and BUSY (interrupt.ts busyFlag, or null);
  * returns the kernel's interrupt function.
  * DEBUGGER: offer JupyterLab's debugger (the page asks for it; a stopped cell suspends its stack, so only with JSPI).
+ * SITE_PROFILE: whether the notebook's files hold an IPython profile, if the page has said (state.siteProfile).
  */
 export function startKernel(
   py: IPyodide,
@@ -56,7 +58,8 @@ export function startKernel(
   sleep: ((seconds: number) => boolean) | null,
   servicesJson: string,
   debugger_: boolean,
-  busy: ((value: number) => number) | null = null
+  busy: ((value: number) => number) | null = null,
+  siteProfile: boolean | null = null
 ): IPyProxy {
   py.runPython(GLUE);
   const startFn = py.globals.get('_ck_start');
@@ -69,7 +72,8 @@ export function startKernel(
     ended,
     servicesJson,
     offer,
-    busy ?? undefined
+    busy ?? undefined,
+    siteProfile ?? undefined
   ) as IPyProxy & {
     toJs(): IPyProxy[];
   };

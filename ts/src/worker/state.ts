@@ -9,4 +9,6 @@ export const state: {
   pyodide: IPyodide | null;
   /** The build's ck-manifest.json, once fetched. */
   manifest: IManifest | null;
-} = { options: null, pyodide: null, manifest: null };
+  /** Whether the notebook's files hold an IPython profile (.ipython), once the page has looked; null until then. */
+  siteProfile: boolean | null;
+} = { options: null, pyodide: null, manifest: null, siteProfile: null };
