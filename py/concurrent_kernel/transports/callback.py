@@ -19,8 +19,9 @@ from .. import _execution
 from .._kernel import Kernel
 from .._loops import IS_PYODIDE
 from .._messages import EncodedList, Message, MessageFactory
-from .._protocol import Channel, ExecutionState, MsgType
+from .._protocol import Channel, MsgType
 from ..services import suspend
+from .base import early_kernel_info
 
 log = logging.getLogger("concurrent_kernel")
 
@@ -115,10 +116,9 @@ class CallbackTransport:
         if header.get("msg_type") != MsgType.KERNEL_INFO_REQUEST:
             return False
         messages, kernel_info = self._early_info
-        self.send_starting(messages.make(MsgType.STATUS, {"execution_state": ExecutionState.STARTING}, None))
-        self.send(Channel.IOPUB, messages.make(MsgType.STATUS, {"execution_state": ExecutionState.BUSY}, msg))
-        self.send(Channel.SHELL, messages.make(MsgType.KERNEL_INFO_REPLY, kernel_info(), msg))
-        self.send(Channel.IOPUB, messages.make(MsgType.STATUS, {"execution_state": ExecutionState.IDLE}, msg))
+        starting, self.starting_sent = not self.starting_sent, True
+        for channel, out in early_kernel_info(messages, msg, kernel_info, starting):
+            self.send(channel, out)
         return True
 
     async def start(self, feed: Callable[[str, Message, Any], None]) -> None:

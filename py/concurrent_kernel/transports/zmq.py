@@ -23,10 +23,9 @@ from .._protocol import (
     CONNECTION_CURVE_PUBLICKEY,
     CONNECTION_CURVE_SECRETKEY,
     Channel,
-    ExecutionState,
     MsgType,
-    reply_type,
 )
+from .base import early_kernel_info
 from .wire import Wire, WireError
 
 log = logging.getLogger("concurrent_kernel")
@@ -297,19 +296,14 @@ class ZMQTransport:
             self._held.append((channel, msg, idents))
             return
         messages, kernel_info = self._early
-        states: tuple[ExecutionState | None, ...] = (ExecutionState.BUSY, None, ExecutionState.IDLE)
-        if not self.starting_sent:  # starting comes before the first reply (we hold _feed_lock here)
-            self.starting_sent = True
-            states = (ExecutionState.STARTING, *states)
-        for state in states:
-            if state is None:
-                reply = messages.make(reply_type(MsgType.KERNEL_INFO_REQUEST), kernel_info(), msg)
-                _send_frames(self.sockets[channel], self.wire.serialize(reply, idents))
+        # starting comes before the first reply (we hold _feed_lock here)
+        starting, self.starting_sent = not self.starting_sent, True
+        status_topic = [f"kernel.{MsgType.STATUS}".encode()]
+        for out_channel, out in early_kernel_info(messages, msg, kernel_info, starting):
+            if out_channel == Channel.IOPUB:
+                _send_frames(self.sockets[Channel.IOPUB], self.wire.serialize(out, status_topic))
             else:
-                parent = None if state == ExecutionState.STARTING else msg
-                status = messages.make(MsgType.STATUS, {"execution_state": state}, parent)
-                topic = [f"kernel.{MsgType.STATUS}".encode()]
-                _send_frames(self.sockets[Channel.IOPUB], self.wire.serialize(status, topic))
+                _send_frames(self.sockets[channel], self.wire.serialize(out, idents))
 
     def _on_subscription(self) -> None:
         iopub = self.sockets[Channel.IOPUB]
