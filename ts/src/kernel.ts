@@ -28,6 +28,7 @@ import {
   SIGINT,
   STDIN_BUFFER_BYTES,
   STDIN_HEADER_BYTES,
+  splitLocation,
   ToWorker
 } from './protocol';
 import { DEBUGGER_STATE_CHANNEL, DebuggerSessionKeeper, noteDebuggerOffered } from './debuggerSession';
@@ -498,11 +499,9 @@ export class ConcurrentKernel implements IKernel {
    * need not ask the page synchronously, when the page's thread is busy starting the app (20-25 ms of a reload).
    */
   private _lookForSiteProfile(worker: Worker, contents: Contents.IManager): void {
-    const location = this._options.location ?? '';
-    const colon = location.indexOf(':');
-    const drive = colon >= 0 ? location.slice(0, colon + 1) : '';
+    const [driveName] = splitLocation(this._options.location ?? '');
     void contents
-      .get(`${drive}/.ipython`, { content: false })
+      .get(`${driveName ? driveName + ':' : ''}/.ipython`, { content: false })
       .then(
         model => model.type === 'directory',
         () => false

@@ -38,6 +38,12 @@ export const SIGINT = 2;
 export const PAUSE_SIGNAL = 10;
 
 /** Options the main thread sends once to start Pyodide and the kernel. */
+/** A kernel's location (IInitOptions.location) as [its drive's name, "" for the default one; the folder in it]. */
+export function splitLocation(location: string): [string, string] {
+  const colon = location.indexOf(':');
+  return colon >= 0 ? [location.slice(0, colon), location.slice(colon + 1)] : ['', location];
+}
+
 export interface IInitOptions {
   /** Directory URL holding pyodide.mjs, the lock, the manifest and wheels. */
   indexURL: string;

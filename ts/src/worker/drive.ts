@@ -4,7 +4,7 @@
  */
 import { ContentsAPI, DriveFS } from '@jupyterlite/services/lib/contents/drivefs';
 import type { TDriveMethod, TDriveRequest, TDriveResponse } from '@jupyterlite/services/lib/contents/drivefs';
-import { DRIVE_REPLIED, DRIVE_TOO_LARGE, DRIVE_WAITING, IInitOptions } from '../protocol';
+import { DRIVE_REPLIED, DRIVE_TOO_LARGE, DRIVE_WAITING, IInitOptions, splitLocation } from '../protocol';
 import { log, post } from './page';
 import { state as worker } from './state';
 import type { IPyodide } from './types';
@@ -70,13 +70,7 @@ export function mountDrive(py: IPyodide, opts: IInitOptions): string | null {
   if (!opts.drive || opts.drive === 'none') {
     return opts.driveNotice ?? 'the notebook\'s files are not available to Python here';
   }
-  let driveName = '';
-  let localPath = opts.location ?? '';
-  const colon = localPath.indexOf(':');
-  if (colon >= 0) {
-    driveName = localPath.slice(0, colon);
-    localPath = localPath.slice(colon + 1);
-  }
+  const [driveName, localPath] = splitLocation(opts.location ?? '');
   const mountpoint = '/drive';
   try {
     const driveFS = new KernelDriveFS({
